@@ -1,0 +1,1 @@
+"""cocotb testbenches for hwmlp circuits (installed as ``hwmlp.sim``)."""
