@@ -377,10 +377,13 @@ def _layer_ranges(layer: IntLayer, lo: Sequence[int], hi: Sequence[int]) -> Laye
 
 
 def _masked_range(lo: int, hi: int, mask: int) -> tuple[int, int]:
-    """Sound bounds of ``x & mask`` for x in [lo, hi] (0 <= lo): exact when lo == hi,
-    else [0, max over 0 <= x <= hi of x & mask]."""
+    """Sound bounds of ``x & mask`` (two's complement, mask >= 0) for x in [lo, hi]:
+    exact when lo == hi, [0, max over 0 <= x <= hi of x & mask] when lo >= 0, and
+    [0, mask] when x may be negative (its sign-extension bits may be selected)."""
     if lo == hi:
         return lo & mask, lo & mask
+    if lo < 0:
+        return 0, mask
     return 0, _max_and(hi, mask)
 
 
