@@ -252,6 +252,7 @@ class Technology:
 
 
 def _two_input(name, function, area, leakage, energy, a1, a2) -> Cell:
+    """A two-input library cell; ``a1``/``a2`` are (capacitance pF, delay ns) of pins A1/A2."""
     return Cell(name, function, (Pin("A1", *a1), Pin("A2", *a2)), area, leakage, energy)
 
 
