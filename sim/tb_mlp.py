@@ -3,8 +3,8 @@
 The testbench is driven by two environment variables, set by :func:`hwmlp.verify.verify`:
 
 ``HWMLP_TB_VECTORS``
-    An ``.npz`` file (read with ``allow_pickle=False``) holding ``x``, an
-    ``(N, n_inputs)`` array of unsigned features, ``expected``, the ``(N,)``
+    An ``.npz`` file written by :func:`save_vectors` (read with ``allow_pickle=False``):
+    ``x``, an ``(N, n_inputs)`` array of unsigned features, ``expected``, the ``(N,)``
     class indices of the golden model, and ``input_bits``, the width of one feature.
 ``HWMLP_TB_RESULT``
     The JSON file the testbench writes: ``vectors``, ``mismatches`` and
@@ -33,8 +33,13 @@ RESULT_ENV = "HWMLP_TB_RESULT"
 MAX_REPORTED = 10
 
 
+def save_vectors(path: str | Path, x: np.ndarray, expected: np.ndarray, input_bits: int) -> None:
+    """Write the testbench's input: features ``x`` (N, n_inputs), class indices ``expected`` (N,)."""
+    np.savez(path, x=x, expected=expected, input_bits=np.int64(input_bits))
+
+
 def load_vectors(path: str | Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(x, expected, input_bits)`` from the vector file written by :func:`hwmlp.verify.verify`."""
+    """``(x, expected, input_bits)`` as written by :func:`save_vectors`."""
     with np.load(path, allow_pickle=False) as f:
         return f["x"], f["expected"], int(f["input_bits"])
 
@@ -49,10 +54,11 @@ def pack(x: np.ndarray, input_bits: int) -> list[int]:
 
 
 def read_class(y) -> int | str:
-    """The class index on ``y``, or its raw bit string when it holds X/Z bits."""
+    """The class index on ``y`` (a vector, or a single bit for two classes),
+    or its raw bit string when it holds X/Z bits."""
     value = y.value
     try:
-        return value.to_unsigned()
+        return int(value)
     except ValueError:
         return str(value)
 
@@ -61,6 +67,10 @@ def read_class(y) -> int | str:
 async def classifies_every_vector_like_the_golden_model(dut):
     """For every input vector, ``y`` equals the golden model's class index."""
     x, expected, input_bits = load_vectors(os.environ[VECTORS_ENV])
+    assert len(dut.x) == x.shape[1] * input_bits, (
+        f"x has {len(dut.x)} bits but the vectors pack {x.shape[1]} features "
+        f"of {input_bits} bits: circuit and model do not belong together"
+    )
     settle = Timer(1, "ns")
 
     got = []
