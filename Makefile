@@ -48,5 +48,18 @@ test-all: setup
 bench: setup
 	$(PY) bench/published_exact.py
 
+# Reference designs of the embedded flows: integer model + Verilog, checked in under rtl/.
+# tests/test_rtl_reference.py checks that the Verilog regenerates byte for byte.
+RTL_FLOWS := breast_cancer iris
+rtl: setup
+	@for f in $(RTL_FLOWS); do \
+	  $(VENV)/bin/hwmlp train flows/$$f.yaml --out build/rtl/$$f && \
+	  $(VENV)/bin/hwmlp emit --out build/rtl/$$f || exit 1; \
+	  rm -rf rtl/$$f; \
+	  for d in build/rtl/$$f/designs/*/; do \
+	    mkdir -p rtl/$$f/$$(basename $$d) && cp $$d/model.json $$d/*.v rtl/$$f/$$(basename $$d)/; \
+	  done; \
+	done
+
 clean:
 	rm -rf $(OUT) build sim_build .pytest_cache
