@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import HwmlpError
-from .io import write_text_atomic
+from .io import read_json, write_text_atomic
 
 FORMAT = "hwmlp.intmlp"
 VERSION = 1
@@ -319,14 +319,7 @@ class IntMLP:
 
     @classmethod
     def load(cls, path: str | Path) -> "IntMLP":
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise HwmlpError(f"model file {path} not found") from None
-        except json.JSONDecodeError as e:
-            raise HwmlpError(f"model file {path} is not valid JSON ({e.msg}, line {e.lineno})") from None
-        return cls.from_dict(d)
+        return cls.from_dict(read_json(path, "model file", missing_hint=None))
 
     def equals(self, other: "IntMLP") -> bool:
         return self.to_dict() == other.to_dict()

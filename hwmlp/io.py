@@ -34,13 +34,15 @@ def write_json_atomic(path: Path, obj) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: Path, what: str):
-    """Read a JSON artefact, with a one-line error naming the file when it is absent or broken."""
+def read_json(path: Path, what: str, missing_hint: str | None = "run the step that writes it first"):
+    """Read a JSON file, with a one-line error naming ``what`` and the file when it is
+    absent (plus ``missing_hint``) or broken."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise HwmlpError(f"{what} {path} not found: run the step that writes it first") from None
+        hint = f": {missing_hint}" if missing_hint else ""
+        raise HwmlpError(f"{what} {path} not found{hint}") from None
     except json.JSONDecodeError as e:
         raise HwmlpError(f"{what} {path} is not valid JSON ({e.msg}, line {e.lineno})") from None
 

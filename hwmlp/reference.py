@@ -9,7 +9,6 @@ published test vectors and the Design Compiler / PrimeTime figures. Semantics:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from .errors import HwmlpError
 from .intmlp import Activation, IntLayer, IntMLP
+from .io import read_json
 
 REQUIRED = ("topology", "input_bits", "weights", "biases", "activation_bits", "relu_on_output",
             "test_X", "test_y", "test_accuracy", "dc_area_um2", "pt_total_power_mW")
@@ -37,13 +37,7 @@ class PublishedModel:
 
 def load_published(path: str | Path) -> dict[str, PublishedModel]:
     """All models in the file, keyed by name, in file order."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise HwmlpError(f"reference model file {path} not found") from None
-    except json.JSONDecodeError as e:
-        raise HwmlpError(f"reference model file {path} is not valid JSON ({e.msg})") from None
+    data = read_json(path, "reference model file", missing_hint=None)
     return {name: _model(name, m) for name, m in data.items()}
 
 
