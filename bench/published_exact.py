@@ -8,6 +8,10 @@ Yosys + ABC on the EGFET 1.0 V cells, and compare area and power with the
 recorded Synopsys Design Compiler area and PrimeTime power.
 
     python bench/published_exact.py [--json PATH] [--work DIR] [--models A,B]
+                                    [--structure {plain,bitheap,bitheap-dadda,best}]
+
+``--structure`` picks the RTL generator (see :mod:`hwmlp.rtl`; default ``bitheap``);
+``best`` synthesizes every bit-heap structure and keeps the smallest per model.
 """
 
 from __future__ import annotations
@@ -24,26 +28,31 @@ sys.path.insert(0, str(REPO))
 
 from hwmlp.io import write_json_atomic  # noqa: E402
 from hwmlp.reference import load_published  # noqa: E402
-from hwmlp.rtl import to_verilog, top_name  # noqa: E402
+from hwmlp.rtl import STRUCTURES, choose_structure, to_verilog, top_name  # noqa: E402
 from hwmlp.synth import synthesize  # noqa: E402
 from hwmlp.verify import verify  # noqa: E402
 
 DEFAULT_JSON = REPO.parent / "shared" / "reference" / "micro20_exact_models.json"
 
 
-def run_model(name: str, pm, work: Path, simulator: str) -> dict:
+def run_model(name: str, pm, work: Path, simulator: str, structure: str) -> dict:
     t0 = time.perf_counter()
     mlp = pm.mlp
     acc = mlp.accuracy(pm.test_X, pm.test_y)
     top = top_name(mlp)
     mdir = work / name
     mdir.mkdir(parents=True, exist_ok=True)
-    vlog = mdir / f"{top}.v"
-    vlog.write_text(to_verilog(mlp))
+    if structure == "best":
+        choice = choose_structure(mlp, mdir / "structures", tuple(s for s in STRUCTURES if s != "plain"), pm.test_X)
+        structure, vlog, syn = choice.structure, choice.verilog, choice.result
+    else:
+        vlog = mdir / f"{top}.v"
+        vlog.write_text(to_verilog(mlp, structure=structure))
+        syn = synthesize(vlog, top, mdir / "synth", vectors=pm.test_X)
     ver = verify(mlp, vlog, top, pm.test_X, mdir / "sim", simulator=simulator)
-    syn = synthesize(vlog, top, mdir / "synth", vectors=pm.test_X)
     return {
         "name": name,
+        "structure": structure,
         "topology": mlp.topology,
         "accuracy": acc,
         "expected_accuracy": pm.test_accuracy,
@@ -91,6 +100,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=REPO / "build" / "published_exact", help="build folder")
     ap.add_argument("--models", help="comma-separated subset of model names")
     ap.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    ap.add_argument("--structure", choices=(*STRUCTURES, "best"), default="bitheap",
+                    help="RTL structure (best: synthesize the bit-heap ones, keep the smallest)")
     args = ap.parse_args(argv)
     models = load_published(args.reference)
     names = args.models.split(",") if args.models else list(models)
@@ -99,7 +110,7 @@ def main(argv=None) -> int:
         ap.error(f"unknown model(s) {unknown}; available: {', '.join(models)}")
     rows = []
     for name in names:
-        rows.append(run_model(name, models[name], args.work, args.simulator))
+        rows.append(run_model(name, models[name], args.work, args.simulator, args.structure))
         print(f"  {name}: {rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
     print_table(rows)
     if args.json:

@@ -3,11 +3,13 @@
 The float model sees what the circuit sees: quantized inputs scaled to [0, 1]
 (``x_int / (2**input_bits - 1)``), hidden ReLUs, a linear output layer trained
 with cross-entropy. Training is full-batch Adam with a fixed seed, so the same
-data and seed give the same weights on the CPU.
+data and seed give the same weights on the CPU (on one thread, whatever the
+machine's core count).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,14 +95,33 @@ def train_float(
     loss_fn = torch.nn.CrossEntropyLoss(weight=(counts.sum() / (n_classes * counts)) ** 0.5)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    for _ in range(epochs):
-        opt.zero_grad()
-        loss = loss_fn(net(Xt), yt)
-        loss.backward()
-        opt.step()
-        sched.step()
+    with _single_thread(dev.type == "cpu"):
+        for _ in range(epochs):
+            opt.zero_grad()
+            loss = loss_fn(net(Xt), yt)
+            loss.backward()
+            opt.step()
+            sched.step()
     lins = [m for m in net if isinstance(m, torch.nn.Linear)]
     return FloatMLP(
         [m.weight.detach().cpu().double().numpy() for m in lins],
         [m.bias.detach().cpu().double().numpy() for m in lins],
     )
+
+
+@contextlib.contextmanager
+def _single_thread(enabled: bool):
+    """Run torch on one CPU thread: the order of floating-point sums, and so the trained
+    weights, then do not depend on the machine's core count or ``OMP_NUM_THREADS``
+    (the tiny printed MLPs gain nothing from more threads)."""
+    import torch
+
+    if not enabled:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -6,5 +6,7 @@
 * :mod:`.bitheap`: multi-operand sums as bit heaps, compressed by counter trees;
 * :mod:`.compare`: comparators and the argmax;
 * :mod:`.neuron`: a neuron's bit heap and activation;
+* :mod:`.sharing`: multiples of an input shared by the neurons of a layer;
+* :mod:`.decision`: the output layer as thresholds when the class depends on one value;
 * :mod:`.classifier`: a whole model as gates (simplified, layer by layer, argmax).
 """
