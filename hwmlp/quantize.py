@@ -18,6 +18,10 @@ from .train import FloatMLP
 SCHEMES = ("fixed", "pow2")
 
 
+#: Float weights at most this large count as zero when a layer's scale is chosen.
+NEGLIGIBLE_WEIGHT = 1e-6
+
+
 def check_weight_bits(bits) -> int:
     if not isinstance(bits, int) or isinstance(bits, bool) or not 2 <= bits <= 24:
         raise HwmlpError(f"impossible weight width {bits!r}: weight_bits must be an integer in 2..24")
@@ -46,8 +50,10 @@ def quantize_mlp(
     scale_in = float((1 << input_bits) - 1)
     layers = []
     for k, (W, b) in enumerate(zip(fmlp.weights, fmlp.biases)):
-        peak = float(np.abs(W).max()) or 1.0
-        a = top / peak
+        peak = float(np.abs(W).max())
+        # A layer whose weights all vanished (it reads only dead ReLUs: weight decay
+        # shrinks such weights towards 0) is a constant: keep the scale, weights become 0.
+        a = top / peak if peak > NEGLIGIBLE_WEIGHT else 1.0
         Wq = _round_fixed(W * a, top) if scheme == "fixed" else _round_pow2(W * a, weight_bits - 2)
         bq = np.rint(b * a * scale_in).astype(np.int64)
         last = k == len(fmlp.weights) - 1

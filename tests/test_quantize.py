@@ -49,6 +49,19 @@ def test_integer_sums_track_scaled_float_sums():
     assert q.layers[0].biases.tolist() == [round(0.25 * 127 * 15)]
 
 
+def test_layer_reading_only_dead_neurons_quantizes_to_a_constant():
+    # Hidden neuron always 0 (ReLU of a negative bias): weight decay leaves the output
+    # layer's weights near 1e-30, which must not blow the scale up to overflow.
+    f = FloatMLP(
+        [np.array([[0.1, 0.2]]), np.array([[1e-30], [-1e-31]])],
+        [np.array([-5.0]), np.array([0.5, -0.25])],
+    )
+    q = quantize_mlp(f, 4, 8, "fixed")
+    assert q.layers[1].weights.tolist() == [[0], [0]]
+    X = np.array([[a, b] for a in range(16) for b in range(16)])
+    assert (q.predict(X) == f.predict(X / 15)).all() and (q.predict(X) == 0).all()
+
+
 @pytest.mark.parametrize("bits", [1, 25, 3.0])
 def test_impossible_weight_widths_are_rejected(iris, bits):
     with pytest.raises(HwmlpError, match="impossible weight width"):
