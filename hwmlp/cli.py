@@ -1,7 +1,8 @@
 """The ``hwmlp`` command line.
 
-``hwmlp run FLOW.yaml --out DIR`` runs every stage; ``train``, ``emit``,
-``verify``, ``synth`` and ``report`` run one stage on the artefacts in ``DIR``.
+``hwmlp run FLOW.yaml --out DIR`` runs every stage; ``explore FLOW.yaml`` trains and
+runs the hardware-aware search; ``train``, ``emit``, ``verify``, ``synth`` and
+``report`` run one stage on the artefacts in ``DIR``.
 User errors print one line (``hwmlp: error: ...``) and exit with status 2.
 """
 
@@ -27,7 +28,8 @@ out = Console(width=None if sys.stdout.isatty() else 132)
 
 @contextmanager
 def _stage(label: str, total: int):
-    """Show a progress bar for one stage; yields a callback advancing it by one design."""
+    """Show a progress bar for one stage; yields a callback ``advance(item, completed=None)``
+    that shows ``item`` and advances the bar by one step, or to ``completed`` steps."""
     start = time.perf_counter()
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -35,25 +37,35 @@ def _stage(label: str, total: int):
     ) as bar:
         task = bar.add_task(label, total=total, item="")
 
-        def advance(item: str) -> None:
-            bar.update(task, advance=1, item=item)
+        def advance(item: str, completed: int | None = None) -> None:
+            bar.update(task, advance=None if completed is not None else 1, completed=completed, item=item)
 
         yield advance
     err.print(f"[green]done[/] {label} ({time.perf_counter() - start:.1f} s)")
 
 
 def _run_stages(args, stages: list[str]) -> None:
+    from .explore import prepare_resume, refresh_front, stage_explore
     from .flow import load_flow
     from .pipeline import RunDir, stage_emit, stage_report, stage_synth, stage_train, stage_verify
 
     run = RunDir(args.out)
+    resume = getattr(args, "resume", False)
     if "train" in stages:
         flow = load_flow(args.flow, seed=args.seed)
-        run.root.mkdir(parents=True, exist_ok=True)
-        with _stage("train", len(flow["designs"])) as p:
-            stage_train(flow, run, p)
+        if resume:
+            prepare_resume(flow, run)
+        else:
+            run.root.mkdir(parents=True, exist_ok=True)
+            with _stage("train", len(flow["designs"])) as p:
+                stage_train(flow, run, p)
     elif not run.root.is_dir():
         raise HwmlpError(f"run folder {run.root} does not exist: run `hwmlp train FLOW --out {run.root}` first")
+    if "explore" in stages and (args.command == "explore" or run.flow_config()["explore"]["enabled"]):
+        with _stage("explore", run.flow_config()["explore"]["generations"] + 1) as p:
+            front = stage_explore(run, resume, lambda s: p(_generation(s), completed=s.generation + 1))
+        if args.command == "explore":
+            print_front(front, run.root)
     n = len(run.design_names()) if stages != ["report"] else 0
     if "emit" in stages:
         with _stage("emit", n) as p:
@@ -67,6 +79,15 @@ def _run_stages(args, stages: list[str]) -> None:
     if "report" in stages:
         report = stage_report(run)
         print_summary(report, run.root)
+        front = refresh_front(run)
+        if front is not None:
+            print_front(front, run.root)
+
+
+def _generation(stats) -> str:
+    """One search generation for the progress bar: best accuracy, smallest modelled area, front size."""
+    area = "-" if stats.smallest_area_um2 is None else f"{stats.smallest_area_um2 / 1e8:.2f} cm²"
+    return f"best acc {stats.best_accuracy:.3f}  smallest area {area}  front {stats.front_size}"
 
 
 def print_summary(report: dict, root: Path) -> None:
@@ -90,6 +111,27 @@ def print_summary(report: dict, root: Path) -> None:
     out.print(f"report: {root / 'report.json'}")
 
 
+def print_front(front: dict, root: Path) -> None:
+    """The search front: one row per design as ranked in ``front.json``."""
+    real = front["ranked_by"] == "area_cm2"
+    table = Table(title=f"hwmlp explore: {front['flow']} ({front['generations']} generations, "
+                        f"{front['evaluations']} evaluations)")
+    cols = ["design", "val acc", "fit acc", "test acc", "model cm²", "model mW"]
+    cols += ["area cm²", "power mW", "Pareto"] if real else []
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("design", "Pareto") else "right")
+    for d in front["designs"]:
+        name = f"{d['name']} (exact baseline)" if d["baseline"] else d["name"] + ("" if d["emitted"] else " (not emitted)")
+        row = [name, f"{d['val_accuracy']:.3f}", f"{d['fit_accuracy']:.3f}", f"{d['test_accuracy']:.3f}",
+               f"{d['model_area_cm2']:.3f}", f"{d['model_power_mW']:.2f}"]
+        if real:
+            row += [_fmt(d["area_cm2"], ".3f"), _fmt(d["power_mW"], ".2f"),
+                    "-" if d["pareto"] is None else ("yes" if d["pareto"] else "")]
+        table.add_row(*row)
+    out.print(table)
+    out.print(f"front: {root / 'explore' / 'front.json'} (.csv, .png)")
+
+
 def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -111,9 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--seed", type=int, default=None, help="override the flow's seed")
         return p
 
-    p = add("run", "run a whole flow: train, emit, verify, synth, report", flow=True)
+    resume_help = "continue the search from DIR/explore/checkpoint.json (same flow; generations may grow)"
+    p = add("run", "run a whole flow: train, explore, emit, verify, synth, report", flow=True)
     p.add_argument("--simulator", choices=("verilator", "icarus"), default=None, help="override verify.simulator")
+    p.add_argument("--resume", action="store_true", help=resume_help)
     add("train", "load data, train the float model, derive the integer designs", flow=True)
+    p = add("explore", "train, then search approximate designs for the accuracy/area front", flow=True)
+    p.add_argument("--resume", action="store_true", help=resume_help)
     add("emit", "write each design's Verilog", flow=False)
     p = add("verify", "simulate each design's Verilog against its integer model (cocotb)", flow=False)
     p.add_argument("--simulator", choices=("verilator", "icarus"), default=None, help="override verify.simulator")
@@ -123,8 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 STAGES = {
-    "run": ["train", "emit", "verify", "synth", "report"],
+    "run": ["train", "explore", "emit", "verify", "synth", "report"],
     "train": ["train"],
+    "explore": ["train", "explore"],
     "emit": ["emit"],
     "verify": ["verify"],
     "synth": ["synth"],

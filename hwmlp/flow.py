@@ -1,7 +1,8 @@
 """YAML flow files: schema, defaults and validation.
 
 A flow names a dataset, a reference model and the integer designs to derive
-from it, plus verification and synthesis settings. Every key is checked:
+from it, the hardware-aware search (``explore``) seeded by one of them, plus
+verification and synthesis settings. Every key is checked:
 an unknown key, a wrong type or an impossible value stops with a one-line
 :class:`HwmlpError` naming the key. Paths in a flow are relative to the flow file.
 See the README ("Flow file format") for the user-facing description.
@@ -18,8 +19,13 @@ import yaml
 from .data import EMBEDDED, MISSING_POLICIES, check_input_bits
 from .errors import HwmlpError
 from .quantize import SCHEMES, check_weight_bits
+from .search.nsga import OBJECTIVES
 
 SIMULATORS = ("verilator", "icarus")
+#: Weight sets of ``explore.weights.set`` (see :func:`hwmlp.explore.weight_set`).
+WEIGHT_SETS = ("pow2", "csd", "fixed")
+#: Names of the designs the search emits: ``front_00``, ``front_01``, ...
+EXPLORED_PREFIX = "front_"
 
 #: Defaults; also the schema: a key absent here is unknown. ``None`` = optional.
 DEFAULTS: dict = {
@@ -46,9 +52,27 @@ DEFAULTS: dict = {
         "relu_on_output": False,
     },
     "designs": [{"name": "fixed8", "scheme": "fixed", "weight_bits": 8}],
+    "explore": {
+        "enabled": True,  # whether `hwmlp run` includes the search
+        "seed_design": None,  # null: the first fixed-point design (else the first design)
+        "weights": {"set": "csd", "digits": None},  # digits: csd only, null = 2
+        "population": 64,  # survivors and children per generation
+        "generations": 500,
+        "max_accuracy_loss": 0.02,
+        "objective": "area",
+        "validation_size": 0.2,
+        "max_designs": 4,
+        "search_masks": True,
+        "hidden_bits": 8,
+        "backend": "numpy",
+        "device": "cpu",
+    },
     "verify": {"simulator": "verilator", "random_vectors": 1000},
     "synth": {"enabled": True, "evaluation_rate_hz": None},
 }
+
+#: Nonzero CSD digits per weight of ``explore.weights`` ``set: csd`` when ``digits`` is null.
+DEFAULT_CSD_DIGITS = 2
 
 @dataclass
 class Flow:
@@ -176,10 +200,13 @@ def _validate(c: dict) -> None:
             raise HwmlpError(f"{where}.name {name!r} must use only letters, digits, '_' and '-'")
         if name in names:
             raise HwmlpError(f"two designs are named {name!r}: names must be unique")
+        if name.startswith(EXPLORED_PREFIX):
+            raise HwmlpError(f"{where}.name {name!r}: names starting with {EXPLORED_PREFIX!r} are reserved for explored designs")
         names.add(name)
         if des["scheme"] not in SCHEMES:
             raise HwmlpError(f"{where}.scheme must be one of {', '.join(SCHEMES)}, got {des['scheme']!r}")
         check_weight_bits(des["weight_bits"])
+    _validate_explore(c["explore"], designs)
     v = c["verify"]
     if v["simulator"] not in SIMULATORS:
         raise HwmlpError(f"verify.simulator must be one of {', '.join(SIMULATORS)}, got {v['simulator']!r}")
@@ -190,3 +217,42 @@ def _validate(c: dict) -> None:
     rate = _expect(s["evaluation_rate_hz"], (int, float, type(None)), "synth.evaluation_rate_hz")
     if rate is not None and rate <= 0:
         raise HwmlpError("synth.evaluation_rate_hz must be positive")
+
+
+def _validate_explore(e: dict, designs: list[dict]) -> None:
+    """Check ``explore`` and fill in ``seed_design`` (designs are validated already)."""
+    _expect(e["enabled"], bool, "explore.enabled")
+    names = [d["name"] for d in designs]
+    if e["seed_design"] is None:
+        e["seed_design"] = next((d["name"] for d in designs if d["scheme"] == "fixed"), names[0])
+    elif _expect(e["seed_design"], str, "explore.seed_design") not in names:
+        raise HwmlpError(f"explore.seed_design {e['seed_design']!r} is not one of the designs: {', '.join(names)}")
+    w = e["weights"]
+    if w["set"] not in WEIGHT_SETS:
+        raise HwmlpError(f"explore.weights.set must be one of {', '.join(WEIGHT_SETS)}, got {w['set']!r}")
+    if w["digits"] is not None:
+        if w["set"] != "csd":
+            raise HwmlpError(f"explore.weights.digits applies to set: csd only, not {w['set']}")
+        if _expect(w["digits"], int, "explore.weights.digits") < 1:
+            raise HwmlpError(f"explore.weights.digits must be at least 1, got {w['digits']}")
+    if _expect(e["population"], int, "explore.population") < 2:
+        raise HwmlpError(f"explore.population must be at least 2, got {e['population']}")
+    if _expect(e["generations"], int, "explore.generations") < 0:
+        raise HwmlpError(f"explore.generations must be >= 0, got {e['generations']}")
+    if not 0 <= _expect(e["max_accuracy_loss"], (int, float), "explore.max_accuracy_loss") <= 1:
+        raise HwmlpError(f"explore.max_accuracy_loss must be a fraction in [0, 1], got {e['max_accuracy_loss']}")
+    if e["objective"] not in OBJECTIVES:
+        raise HwmlpError(f"explore.objective must be one of {', '.join(OBJECTIVES)}, got {e['objective']!r}")
+    if not 0 < _expect(e["validation_size"], (int, float), "explore.validation_size") < 1:
+        raise HwmlpError(f"explore.validation_size must lie strictly between 0 and 1, got {e['validation_size']}")
+    if _expect(e["max_designs"], int, "explore.max_designs") < 0:
+        raise HwmlpError(f"explore.max_designs must be >= 0, got {e['max_designs']}")
+    _expect(e["search_masks"], bool, "explore.search_masks")
+    if not 1 <= _expect(e["hidden_bits"], int, "explore.hidden_bits") <= 16:
+        raise HwmlpError(f"explore.hidden_bits must be 1..16, got {e['hidden_bits']}")
+    if e["backend"] not in ("numpy", "torch"):
+        raise HwmlpError(f"explore.backend must be numpy or torch, got {e['backend']!r}")
+    if e["device"] not in ("auto", "cpu", "cuda"):
+        raise HwmlpError(f"explore.device must be auto, cpu or cuda, got {e['device']!r}")
+    if e["backend"] == "numpy" and e["device"] != "cpu":
+        raise HwmlpError(f"explore.device {e['device']} needs backend: torch (numpy runs on the CPU)")

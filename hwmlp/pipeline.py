@@ -9,9 +9,12 @@ stage       writes (under the run folder)
 train       ``flow.json`` (validated flow), ``data.npz`` (quantized split),
             ``preprocess.json``, ``float_model.json``,
             ``designs/<name>/model.json`` + ``metrics.json``
+explore     ``explore/checkpoint.json``, ``front.json``/``.csv``/``.png``,
+            ``designs/front_NN/model.json`` + ``metrics.json`` (:mod:`hwmlp.explore`)
 emit        ``designs/<name>/<top>.v``
 verify      ``designs/<name>/verification.json`` (+ ``sim/`` build folder)
-synth       ``designs/<name>/synth.json`` (+ ``synth/`` with netlists and logs)
+synth       ``designs/<name>/synth.json``, ``netlist_verification.json`` (+ ``synth/``
+            with netlists, logs, ``gate_sim/`` and ``equiv/``)
 report      ``report.json``, ``report.csv``
 ==========  ==========================================================================
 """
@@ -53,7 +56,10 @@ class RunDir:
         return read_json(self.path("flow.json"), "flow record")
 
     def design_names(self) -> list[str]:
-        return [d["name"] for d in self.flow_config()["designs"]]
+        """The flow's designs, then the explored designs the search emitted (sorted)."""
+        from .explore import emitted_designs
+
+        return [d["name"] for d in self.flow_config()["designs"]] + emitted_designs(self)
 
     def design_dir(self, name: str) -> Path:
         return self.path(f"designs/{name}")
@@ -99,8 +105,12 @@ def load_split(flow: Flow) -> QuantizedSplit:
 
 
 def stage_train(flow: Flow, run: RunDir, progress=None) -> None:
-    """Load and quantize the data, train the float model, derive every integer design."""
+    """Load and quantize the data, train the float model, derive every integer design.
+    An earlier search's front designs and files are removed (they came from the old model)."""
+    from .explore import discard_front
+
     split = load_split(flow)
+    discard_front(run)
     write_json_atomic(run.path("flow.json"), flow.config)
     buf = io.BytesIO()
     np.savez(buf, X_train=split.X_train, y_train=split.y_train, X_test=split.X_test, y_test=split.y_test)
@@ -122,12 +132,14 @@ def stage_train(flow: Flow, run: RunDir, progress=None) -> None:
             fmlp, split.input_bits, des["weight_bits"], des["scheme"],
             name=f"{flow.name}_{des['name']}", classes=split.classes, relu_on_output=m["relu_on_output"],
         )
-        _write_design(run, des["name"], mlp, split, float_acc["test"])
+        write_design(run, des["name"], mlp, split, float_acc["test"])
         if progress:
             progress(des["name"])
 
 
-def _write_design(run: RunDir, name: str, mlp: IntMLP, split: QuantizedSplit, float_test: float) -> None:
+def write_design(run: RunDir, name: str, mlp: IntMLP, split: QuantizedSplit, float_test: float) -> None:
+    """Write design ``name``'s integer model and its accuracy on ``split`` (with the float
+    model's test accuracy ``float_test``) to ``designs/<name>/``."""
     ddir = run.design_dir(name)
     mlp.save(ddir / "model.json")
     write_json_atomic(ddir / "metrics.json", {
@@ -172,21 +184,36 @@ def stage_verify(run: RunDir, simulator: str | None = None, progress=None) -> No
             progress(name)
 
 
-def stage_synth(run: RunDir, progress=None) -> None:
-    """Map each design onto the EGFET cells with Yosys + ABC; area, power, delay."""
+def stage_synth(run: RunDir, progress=None, simulator: str | None = None) -> None:
+    """Map each design onto the EGFET cells with Yosys + ABC (area, power, delay), then
+    verify the mapped netlist: gate-level simulation on the vectors ``verify`` uses
+    (with ``simulator``, default ``verify.simulator``) and a formal equivalence proof
+    against the RTL (:func:`hwmlp.verify.verify_netlist`), recorded in
+    ``netlist_verification.json``. Raises :class:`HwmlpError` when a netlist fails either."""
     from .rtl import top_name
     from .synth import synthesize
+    from .verify import verification_vectors, verify_netlist
 
     cfg = run.flow_config()
+    sim = simulator or cfg["verify"]["simulator"]
     split = run.split()
     for name in run.design_names():
         mlp = run.model(name)
         vlog = _require_verilog(run, name)
+        ddir = run.design_dir(name)
         result = synthesize(
-            vlog, top_name(mlp), run.design_dir(name) / "synth",
+            vlog, top_name(mlp), ddir / "synth",
             vectors=split.X_test, evaluation_rate_hz=cfg["synth"]["evaluation_rate_hz"],
         )
-        write_json_atomic(run.design_dir(name) / "synth.json", result.to_dict())
+        write_json_atomic(ddir / "synth.json", result.to_dict())
+        X = verification_vectors(mlp, split.X_test, cfg["verify"]["random_vectors"], cfg["seed"])
+        check = verify_netlist(mlp, vlog, result, X, ddir / "synth", simulator=sim)
+        write_json_atomic(ddir / "netlist_verification.json", check.to_dict())
+        if not check.passed:
+            raise HwmlpError(
+                f"design {name}: the mapped netlist differs from its model: {check.failure()}; "
+                "this is a bug in hwmlp or Yosys, please report it"
+            )
         if progress:
             progress(name)
 
@@ -202,7 +229,8 @@ REPORT_KEYS = ("area_cm2", "area_um2", "power_mW", "leakage_mW", "dynamic_mW", "
 
 
 def stage_report(run: RunDir) -> dict:
-    """Collect every design's metrics, verification and synthesis into report.json/.csv."""
+    """Collect every design's metrics, verification, synthesis and netlist verification
+    into report.json/.csv."""
     designs = []
     for name in run.design_names():
         ddir = run.design_dir(name)
@@ -221,6 +249,14 @@ def stage_report(run: RunDir) -> dict:
         if ver.exists():
             v = json.loads(ver.read_text())
             entry["verification"] = {k: v[k] for k in ("simulator", "vectors", "mismatches")}
+        nv = ddir / "netlist_verification.json"
+        if nv.exists():
+            n = json.loads(nv.read_text())
+            gate, eq = n["gate_level"], n["equivalence"]
+            entry["netlist_verification"] = {
+                "passed": n["passed"], "simulator": gate["simulator"], "vectors": gate["vectors"],
+                "mismatches": gate["mismatches"], "proven": eq["proven"], "equivalence": eq["status"],
+            }
         vlog = run.verilog(name)
         if vlog.exists():
             entry["verilog"] = vlog.relative_to(run.root.resolve()).as_posix()
@@ -233,7 +269,7 @@ def stage_report(run: RunDir) -> dict:
 
 def _report_csv(designs: list[dict]) -> str:
     cols = ["name", "train_accuracy", "test_accuracy", "float_accuracy", "area_cm2", "power_mW",
-            "leakage_mW", "delay_ns", "mismatches", "verilog"]
+            "leakage_mW", "delay_ns", "mismatches", "gate_mismatches", "equivalent", "verilog"]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
@@ -241,7 +277,9 @@ def _report_csv(designs: list[dict]) -> str:
         w.writerow([
             d["name"], d["accuracy"]["train"], d["accuracy"]["test"], d["float_accuracy"],
             d.get("area_cm2", ""), d.get("power_mW", ""), d.get("leakage_mW", ""), d.get("delay_ns", ""),
-            d.get("verification", {}).get("mismatches", ""), d.get("verilog", ""),
+            d.get("verification", {}).get("mismatches", ""),
+            d.get("netlist_verification", {}).get("mismatches", ""),
+            d.get("netlist_verification", {}).get("proven", ""), d.get("verilog", ""),
         ])
     return buf.getvalue()
 
