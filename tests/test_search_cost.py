@@ -1,25 +1,33 @@
-"""The bit-heap hardware cost model: hand-counted heaps, dead logic, calibration."""
+"""The bit-heap hardware cost model: hand-counted heaps, the generator's own gates, dead logic,
+calibration (fitting, the shipped default, a slow check against real synthesis)."""
 
 import json
+import shutil
+import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from amaranth.hdl import Signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hwmlp.arith.bitheap import BitHeap
+from hwmlp.arith.logic import Logic
 from hwmlp.errors import HwmlpError
-from hwmlp.intmlp import Activation, IntLayer, IntMLP
+from hwmlp.intmlp import Activation, IntLayer, IntMLP, _max_and
+from hwmlp.intmlp import bits_for_range as scalar_bits_for_range
 from hwmlp.search.cost import (
-    COMPONENTS, FEATURES, Calibration, CostModel, _compress, agreement, bit_length, bits_for_range, fit_calibration,
+    COMPONENT_GROUPS, COMPONENTS, DEFAULT_CALIBRATION, FEATURES, Calibration, CostModel, _compress, agreement,
+    bit_length, bits_for_range, fit_calibration, max_and,
 )
 from hwmlp.search.genome import to_intmlp
-from hwmlp.intmlp import bits_for_range as scalar_bits_for_range
 from hwmlp.tech import EGFET_1V0
 from search_helpers import populations
 
-MODEL = CostModel()
-MICRO20 = Path(__file__).resolve().parents[2] / "shared" / "reference" / "micro20_exact_models.json"
+MODEL = CostModel(calibration=Calibration())  # the cells of COMPONENTS as they are
+REPO = Path(__file__).resolve().parents[1]
 
 
 def counts(mlp: IntMLP) -> dict:
@@ -38,9 +46,12 @@ def test_two_bit_adder_is_a_half_and_a_full_adder():
 
 
 def test_negation_plus_constant_folds_into_inverted_bits():
-    # 3 - x0 = ~x0 on 2 bits: one inverted bit per column and no constant left: no adders.
+    # 3 - x0 = ~x0 on 2 bits: one inverted bit per column and no constant left: two inverters, no adders.
     mlp = single_layer([[-1, 0], [0, 0]], [3, 2])
-    assert counts(mlp) == {"const_comparator_bit": 2}
+    assert counts(mlp) == {"inverted_bit": 2, "const_comparator_bit": 2}
+    # the inverters of an input bit are shared by the neurons of a layer
+    shared = single_layer([[-1, 0], [-1, 0], [0, 0]], [3, 3, 2])
+    assert counts(shared)["inverted_bit"] == 2
 
 
 def test_an_increment_uses_a_constant_half_adder():
@@ -54,49 +65,85 @@ def test_shift_add_of_csd_digits_and_masks():
     # column 1 with the constant -2. The sum 0..14 is 4 bits wide: column 4 falls off and the
     # constant's bits 1110 meet the inverted bit and the carries: three constant half adders.
     mlp = single_layer([[7, 0], [0, 0]], [0, 5], masks=[[2, 0], [0, 0]])
-    assert counts(mlp) == {"const_half_adder": 3, "const_comparator_bit": 4}
+    assert counts(mlp) == {"const_half_adder": 3, "inverted_bit": 1, "const_comparator_bit": 4}
     # a zero mask removes the product altogether, and with it the argmax (class 1 always wins)
     assert counts(single_layer([[7, 0], [0, 0]], [0, 5], masks=[[0, 0], [0, 0]])) == {}
 
 
-def compress_one(columns: list[int], constant: int, width: int) -> list[int]:
-    """Reference: full, half, constant-full, constant-half adders of one heap."""
-    counts, carry = [0, 0, 0, 0], 0
-    for c in range(width):
-        q = (constant % (1 << width)) >> c & 1
-        t = (columns[c] if c < len(columns) else 0) + carry + q
-        full, half = max(t - 1, 0) // 2, int(t >= 2 and t % 2 == 0)
-        if q and t >= 2:  # the constant 1 goes into the half adder if there is one, else into a full adder
-            counts[3 if half else 2] += 1
-            half, full = (0, full) if half else (half, full - 1)
-        counts[0] += full
-        counts[1] += half
-        carry = t // 2
-    return counts
+def generator_gates(columns: list[int], constant: int, width: int, needed: set[int]) -> tuple[int, int]:
+    """(NAND, NOT) gates of the generator's own heap (fresh input bits) that the needed
+    sum bits depend on (synthesis removes the others)."""
+    logic = Logic()
+    heap = BitHeap(logic, width)
+    for c, n in enumerate(columns):
+        for _ in range(n):
+            heap.add_bit(Signal(), c)
+    heap.add_constant(constant)
+    stack = [v for v in heap.sum_bits(needed) if v is not None and not isinstance(v, int)]
+    gates = {id(out): (a, b) for out, a, b in logic._gates}
+    seen, nand, inv = set(), 0, 0
+    while stack:
+        v = stack.pop()
+        if id(v) in seen or id(v) not in gates:
+            continue
+        seen.add(id(v))
+        a, b = gates[id(v)]
+        nand, inv = nand + (b is not None), inv + (b is None)
+        stack += [a] if b is None else [a, b]
+    return nand, inv
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.lists(st.integers(0, 9), max_size=8), st.integers(-300, 300), st.integers(1, 10)),
-                min_size=1, max_size=6))
-def test_heap_compression_matches_a_column_by_column_reference(heaps):
-    C = max(len(cols) for cols, _, _ in heaps) or 1
-    columns = np.array([[cols + [0] * (C - len(cols)) for cols, _, _ in heaps]])
-    constant = np.array([[k for _, k, _ in heaps]])
-    width = np.array([[w for _, _, w in heaps]])
-    expected = [compress_one(cols, k, w) for cols, k, w in heaps]
-    np.testing.assert_array_equal(_compress(columns, constant, width)[0], expected)
+def model_gates(adders: np.ndarray) -> tuple[int, int]:
+    """(NAND, NOT) gates of the first :func:`_compress` components."""
+    return tuple(int(sum(k * COMPONENTS[f].get(cell, 0) for f, k in zip(FEATURES, adders)))
+                 for cell in ("NAND2X1", "INVX1"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=8), st.integers(-300, 300), st.integers(1, 9),
+       st.integers(0, 2**9 - 1))
+def test_heap_compression_counts_exactly_the_generators_nand_gates(columns, constant, width, needed):
+    """The adders :func:`_compress` counts are the gates BitHeap.sum_bits builds and the
+    needed sum bits use: every NAND, and never fewer inverters (it cannot see an inverter
+    built once and reused)."""
+    needed &= (1 << width) - 1
+    adders = _compress(np.array([[columns]]), np.array([[constant]]), np.array([[width]]), np.array([[needed]]))[0, 0]
+    nand, inv = generator_gates(columns, constant, width, {c for c in range(width) if needed >> c & 1})
+    model_nand, model_inv = model_gates(adders)
+    assert model_nand == nand and model_inv >= inv
+
+
+def test_unread_sum_bits_compute_carries_only_and_dead_columns_cost_nothing():
+    # columns (2, 3): bit 0 unread -> its two bits only make a carry (AND); column 1 is the
+    # highest needed: sum only (one XOR of three bits: two XORs); nothing above it is built
+    adders = _compress(np.array([[[2, 2]]]), np.array([[0]]), np.array([[6]]), np.array([[0b10]]))[0, 0]
+    assert dict((f, int(k)) for f, k in zip(FEATURES, adders) if k) == {"top_full_adder": 1, "carry_half_adder": 1}
+    # nothing needed: nothing built
+    assert not _compress(np.array([[[5, 5]]]), np.array([[7]]), np.array([[6]]), np.array([[0]])).any()
 
 
 def test_qrelu_logic_zeroes_negatives_and_saturates_overflow():
-    # s = x0 - 2 in -2..13 (5 bits signed), QReLU [2:1]: negative -> 0, s >= 8 saturates.
-    hidden = IntLayer([[1]], [-2], Activation.qrelu(2, 1))
+    # s = x0 - 2 in -2..13 (5 bits signed), QReLU [1:0]: negative -> 0, s >= 4 saturates.
+    hidden = IntLayer([[1]], [-2], Activation.qrelu(1, 0))
     out = IntLayer([[1], [0]], [0, 1], Activation.identity())
     c = counts(IntMLP(4, [hidden, out]))
     assert c["relu_bit"] == 2 and c["saturate_bit"] == 2
-    assert c["saturate_detect"] == 1  # sum bit 3 lies above the slice
+    assert c["saturate_detect"] == 1  # sum bits 2 and 3 lie above the slice: one OR
     # only output bits the next layer's masks keep need the logic
     half_read = counts(IntMLP(4, [hidden, IntLayer([[1], [0]], [0, 1], Activation.identity(), [[2], [0]])]))
     assert half_read["relu_bit"] == 1 and half_read["saturate_bit"] == 1 and half_read["saturate_detect"] == 1
+
+
+def test_sum_bits_below_the_qrelu_slice_only_make_carries():
+    # s = x0 + x1 in 0..6 on 2-bit inputs, QReLU [2:1] = s >> 1 (never saturates, never negative):
+    # column 0 is not needed, its two bits only make the carry (AND); column 1 adds three bits.
+    hidden = IntLayer([[1, 1]], [0], Activation.qrelu(2, 1))
+    mlp = IntMLP(2, [hidden, IntLayer([[1], [0]], [0, 1], Activation.identity())])
+    assert counts(mlp) == {"carry_half_adder": 1, "full_adder": 1, "const_comparator_bit": 2}
+    # a negative sum's sign gates the slice: its bits come out of NANDs, negating them is free
+    negative = IntLayer([[1, 1]], [-1], Activation.qrelu(2, 1))
+    c = counts(IntMLP(2, [negative, IntLayer([[-1], [0]], [0, -1], Activation.identity())]))
+    assert c["relu_bit"] == 2 and "inverted_bit" not in c
 
 
 def test_unread_and_constant_hidden_neurons_cost_nothing():
@@ -112,29 +159,35 @@ def test_unread_and_constant_hidden_neurons_cost_nothing():
 
 
 def test_dropped_argmax_bits_narrow_the_comparators():
-    # x0 + x1 in 0..6 against x0 in 0..3 (ranges overlap: the comparison is not decided)
-    assert counts(single_layer([[1, 1], [1, 0]], [0, 0], drop=0))["comparator_bit"] == 3
-    assert counts(single_layer([[1, 1], [1, 0]], [0, 0], drop=1))["comparator_bit"] == 2
+    # x0 + x1 in 0..6 (3 bits) against x0 in 0..3 (2 bits; the comparison is not decided):
+    # two full borrow cells, one against the zero extension
+    assert counts(single_layer([[1, 1], [1, 0]], [0, 0], drop=0)) == {
+        "full_adder": 1, "half_adder": 1, "comparator_bit": 2, "const_comparator_bit": 1}
+    # one bit dropped: 2 bits against 1, and the sum's bit 0 only makes a carry
+    assert counts(single_layer([[1, 1], [1, 0]], [0, 0], drop=1)) == {
+        "full_adder": 1, "carry_half_adder": 1, "comparator_bit": 1, "const_comparator_bit": 1}
     # two bits dropped: 0..1 against 0..0 -- class 1 never wins, nothing is left
     assert counts(single_layer([[1, 1], [1, 0]], [0, 0], drop=2)) == {}
 
 
 def test_argmax_tree_of_three_classes():
     # x0 (0..3) vs x1 (0..3): 2-bit comparator, the winner's value (2 bits) goes on, its index
-    # is (NOT right, right): free. Root: winner (0..3) vs x0 + x1 (0..6): 3 bits; the index is
-    # chosen between a signal and the constant 2 (2 bits).
+    # is (NOT right, right): free. Root: winner (0..3) vs x0 + x1 (0..6): 2 full borrow cells and
+    # one against the zero extension; index bit 0 is chosen between a signal and the constant 0,
+    # bit 1 between the constants 0 and 1 (the select itself: free).
     c = counts(single_layer([[1, 0], [0, 1], [1, 1]], [0, 0, 0]))
-    assert (c["comparator_bit"], c["mux_bit"], c["const_mux_bit"]) == (2 + 3, 2, 2)
+    assert (c["comparator_bit"], c["const_comparator_bit"], c["mux_bit"], c["const_mux_bit"]) == (2 + 2, 1, 2, 1)
 
 
 def test_decided_comparisons_fold_and_unread_outputs_cost_nothing():
     # out0 = x0 + x1 (0..6) never beats out1 = 10 + x0 (10..13): class 1 always wins, out0 is dead
     decided = single_layer([[1, 1], [1, 0]], [0, 10])
     assert counts(decided) == {}
-    # out0 = x0 + x1 (0..6) against the constant 4 is a cheap comparison, and so is forwarding
-    # the winner (4..6); that winner always beats out2 = x0 (0..3): the root folds away
+    # out0 = x0 + x1 (0..6) against the constant 4 is a cheap comparison; the winner (4..6)
+    # always beats out2 = x0 (0..3): the root folds away, so the winner's value is never used
+    # (no multiplexer) and out2 is never read
     cheap = counts(single_layer([[1, 1], [0, 0], [1, 0]], [0, 4, 0]))
-    assert cheap == {"full_adder": 1, "half_adder": 1, "const_comparator_bit": 3, "const_mux_bit": 3}
+    assert cheap == {"full_adder": 1, "half_adder": 1, "const_comparator_bit": 3}
 
 
 @settings(max_examples=60, deadline=None)
@@ -149,9 +202,9 @@ def test_genome_costs_equal_the_costs_of_their_integer_models(space_genomes):
 
 
 def test_area_and_leakage_come_from_the_cells():
-    nand, xor = EGFET_1V0.cell("NAND2X1"), EGFET_1V0.cell("XOR2X1")
-    assert MODEL.unit_area_um2[FEATURES.index("full_adder")] == 2 * xor.area_um2 + 3 * nand.area_um2
-    assert MODEL.unit_leakage_nW[FEATURES.index("full_adder")] == pytest.approx(2 * xor.leakage_nW + 3 * nand.leakage_nW)
+    nand, inv = EGFET_1V0.cell("NAND2X1"), EGFET_1V0.cell("INVX1")
+    assert MODEL.unit_area_um2[FEATURES.index("full_adder")] == 9 * nand.area_um2
+    assert MODEL.unit_leakage_nW[FEATURES.index("half_adder")] == pytest.approx(4 * nand.leakage_nW + inv.leakage_nW)
     report = MODEL.of_mlp(single_layer([[1, 1], [0, 0]], [0, 3]))
     assert report.area_um2[0] == pytest.approx(report.counts[0] @ MODEL.unit_area_um2)
     assert report.area_cm2[0] == report.area_um2[0] / 1e8
@@ -181,12 +234,37 @@ def test_fit_calibration_recovers_known_scales():
     cal = fit_calibration(counts_, area)
     fitted = np.array([cal.area_scale[n] for n in FEATURES])
     seen = np.array([n != "saturate_detect" for n in FEATURES])
-    np.testing.assert_allclose(fitted[seen], truth[seen], rtol=1e-6)
+    np.testing.assert_allclose(fitted[seen], truth[seen], rtol=1e-4)
     assert cal.area_scale["saturate_detect"] == 1.0 and cal.leakage_scale == cal.area_scale
+    assert cal.technology == EGFET_1V0.name
     predicted = CostModel(calibration=cal).report(counts_).area_um2
-    assert agreement(predicted, area)["median_relative_error"] < 1e-9
-    single = fit_calibration(counts_, 2.0 * counts_ @ MODEL.unit_area_um2, per_component=False)
+    assert agreement(predicted, area)["median_relative_error"] < 1e-4
+    one = dict.fromkeys(FEATURES, "all")
+    single = fit_calibration(counts_, 2.0 * counts_ @ MODEL.unit_area_um2, groups=one)
     assert list(single.area_scale.values()) == pytest.approx([2.0] * len(FEATURES))
+    with pytest.raises(HwmlpError, match="every component"):
+        fit_calibration(counts_, area, groups={"full_adder": "heap"})
+
+
+def test_grouped_fit_shares_one_scale_per_group():
+    rng = np.random.default_rng(1)
+    counts_ = rng.integers(0, 50, size=(40, len(FEATURES))).astype(float)
+    group_truth = {"heap": 0.9, "activation": 1.3, "argmax": 0.7}
+    truth = np.array([group_truth[COMPONENT_GROUPS[f]] for f in FEATURES])
+    cal = fit_calibration(counts_, counts_ @ (MODEL.unit_area_um2 * truth), groups=COMPONENT_GROUPS)
+    assert [cal.area_scale[f] for f in FEATURES] == pytest.approx(truth.tolist(), rel=1e-4)
+
+
+def test_fit_is_robust_to_designs_synthesis_shrinks_far_more():
+    """A fifth of the designs synthesize to a fifth of their modelled area (logic the
+    model cannot prove redundant): the least-absolute-log-ratio fit still finds the scale
+    of the others, where relative errors (least squares or absolute) are dragged down."""
+    rng = np.random.default_rng(2)
+    counts_ = rng.integers(1, 50, size=(50, len(FEATURES))).astype(float)
+    area = 0.8 * counts_ @ MODEL.unit_area_um2
+    area[::5] /= 5
+    cal = fit_calibration(counts_, area, groups=dict.fromkeys(FEATURES, "all"))
+    assert cal.area_scale["full_adder"] == pytest.approx(0.8, rel=1e-3)
 
 
 def test_agreement_reports_rank_correlation_and_median_error():
@@ -198,23 +276,59 @@ def test_agreement_reports_rank_correlation_and_median_error():
 def test_integer_helpers_match_python():
     values = np.array([0, 1, 2, 3, 255, 256, 2**40 + 5, 2**62 - 1])
     np.testing.assert_array_equal(bit_length(values), [int(v).bit_length() for v in values])
+    his, masks = np.meshgrid(np.arange(70), np.arange(70), indexing="ij")
+    expected = [[_max_and(hi, mask) for mask in range(70)] for hi in range(70)]
+    np.testing.assert_array_equal(max_and(his, masks), expected)
     for lo, hi in [(0, 0), (0, 7), (3, 9), (-1, 0), (-8, 7), (-9, 7), (-1, 200), (-300, -5)]:
         assert bits_for_range(np.array(lo), np.array(hi)) == scalar_bits_for_range(lo, hi)
 
 
-@pytest.mark.skipif(not MICRO20.exists(), reason="published reference models not present")
-def test_exact_published_models_land_near_their_published_area():
-    """Uncalibrated, the model lands within 0.8-1.1x of Design Compiler's area for the
-    published exact bespoke MLPs (Iris excepted: DC removed a dead neuron there)."""
-    models = json.loads(MICRO20.read_text())
-    for name in ("Cardio", "Pendigits", "Balance_Scale", "Vertebral_Column_3C"):
-        m = models[name]
-        n = len(m["weights"])
-        layers = [IntLayer(m["weights"][k], m["biases"][k],
-                           Activation.relu() if k < n - 1 or m["relu_on_output"] else Activation.identity())
-                  for k in range(n)]
-        ratio = MODEL.of_mlp(IntMLP(m["input_bits"], layers)).area_um2[0] / m["dc_area_um2"]
-        assert 0.8 < ratio < 1.1, (name, ratio)
+def test_the_shipped_calibration_is_the_default():
+    """CostModel() uses hwmlp/search/calibration.json, fitted by the calibration bench on
+    enough designs to meet its targets on the designs held out of the fit."""
+    record = json.loads(DEFAULT_CALIBRATION.read_text())
+    assert record["command"].startswith("python bench/calibrate_cost.py") and "--write-calibration" in record["command"]
+    assert record["designs"] >= 50 and len(record["datasets"]) >= 3
+    held_out = record["agreement"]["held_out"]["area_um2"]
+    assert held_out["spearman"] >= 0.95 and held_out["median_relative_error"] <= 0.10
+    default = Calibration.default()
+    assert default == Calibration.load(DEFAULT_CALIBRATION) and default.technology == EGFET_1V0.name
+    assert CostModel().calibration == default
+    assert any(v != 1.0 for v in default.area_scale.values())  # really fitted
+    # the package ships the file (setuptools package data)
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert DEFAULT_CALIBRATION.name in package_data["hwmlp.search"]
+
+
+def test_calibrations_belong_to_their_technology(tmp_path):
+    other = replace(EGFET_1V0, name="OTHER")
+    assert CostModel(tech=other).calibration == Calibration()  # the default fits EGFET only
+    with pytest.raises(HwmlpError, match="fitted for EGFET"):
+        CostModel(tech=other, calibration=Calibration.default())
+    broken = tmp_path / "cal.json"
+    broken.write_text(json.dumps({"area_scale": {}}))
+    with pytest.raises(HwmlpError, match="not an hwmlp.cost-calibration file"):
+        Calibration.load(broken)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
+def test_calibrated_model_predicts_synthesis_of_published_models(published_json, tmp_path):
+    """Three published exact MLPs (never part of the calibration set) through the bitheap
+    generator and Yosys+ABC: the calibrated model is within 25% of their area and leakage."""
+    from hwmlp.reference import load_published
+    from hwmlp.rtl import to_verilog
+    from hwmlp.synth import synthesize
+
+    models = load_published(published_json)
+    model = CostModel()
+    for name in ("Vertebral_Column_3C", "Energy2", "Balance_Scale"):
+        mlp = models[name].mlp
+        (tmp_path / f"{name}.v").write_text(to_verilog(mlp, name="top"))
+        synthesized = synthesize(tmp_path / f"{name}.v", "top", tmp_path / name)
+        report = model.of_mlp(mlp)
+        assert report.area_um2[0] == pytest.approx(synthesized.area_um2, rel=0.25), name
+        assert report.power_mW[0] == pytest.approx(synthesized.leakage_mW, rel=0.25), name
 
 
 def test_identity_hidden_layers_are_refused():

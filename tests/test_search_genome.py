@@ -85,6 +85,24 @@ def test_a_too_wide_qrelu_seed_keeps_the_top_of_its_slice():
     np.testing.assert_array_equal(g.biases[1], [-5, 0])
 
 
+def test_slices_of_a_deep_relu_seed_sit_on_the_rescaled_sums():
+    """Each hidden layer's sums shrink by the slices before it: the second slice and the
+    biases after it must follow (else the second layer's slice reads zeros)."""
+    seed = IntMLP(4, [
+        IntLayer([[16]], [0], Activation.relu()),  # 0..240: slice [7:4] -> x
+        IntLayer([[16]], [32], Activation.relu()),  # 256 x + 32 in the seed, 16 x + 2 in the genome
+        IntLayer([[1], [-1]], [0, 2112], Activation.identity()),  # class 0 from x >= 4
+    ])
+    space = SearchSpace((1, 1, 1, 2), 4, WeightSet.fixed_point(8), hidden_bits=4)
+    g = from_intmlp(seed, space)
+    assert [int(lsb[0]) for lsb in g.lsb] == [4, 4] and g.width.tolist() == [4, 4]
+    np.testing.assert_array_equal(g.biases[1], [2])  # 32 / 16
+    np.testing.assert_array_equal(g.biases[2], [0, 8])  # 2112 / 256, rounded
+    X = np.arange(16)[:, None]
+    np.testing.assert_array_equal(to_intmlp(g, space).activations(X)[1][:, 0], X[:, 0])
+    np.testing.assert_array_equal(to_intmlp(g, space).predict(X), seed.predict(X))
+
+
 def test_seed_weights_are_projected_onto_the_weight_set():
     seed = IntMLP(3, [IntLayer([[5, -7], [100, 0]], [1, 2], Activation.identity())])
     g = from_intmlp(seed, SearchSpace((2, 2), 3, WeightSet.powers_of_two(5)))

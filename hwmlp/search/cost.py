@@ -1,94 +1,124 @@
-"""Fast hardware cost model: bit heaps, adders, activations and argmax mapped to cells.
+"""Fast hardware cost model of the ``bitheap`` circuits, vectorized over a population.
 
-For every neuron of a bespoke combinational MLP the model builds the **BitHeap**
-of its sum ``b + sum_i w_i * (h_i & m_i)``:
+The model counts, per design, the building blocks that :mod:`hwmlp.arith` (the
+default ``bitheap`` structure of :mod:`hwmlp.rtl`) generates, following its
+simplifications:
 
-* each CSD digit ``±2**e`` of ``w_i`` and each bit ``b`` the **PartialProductMask**
-  ``m_i`` keeps (and the input can actually set) puts one bit in column ``e + b``
-  (shift-add multiplication: no gates for the shift). A negative digit adds the
-  inverted bit and the constant ``-2**(e+b)``, i.e. ``-x = ~x - 1`` bitwise;
-* the bias, the constant corrections and the products of constant inputs fold
-  into one constant, whose two's-complement bits (over the sum's width) are
-  constant bits of the heap.
+* **Bit heaps.** The sum ``b + sum_i w_i * (h_i & m_i)`` of every neuron is one
+  **BitHeap**: each CSD digit ``±2**e`` of ``w_i`` and each bit ``b`` that the
+  **PartialProductMask** ``m_i`` keeps (and the input can actually set) puts one bit
+  in column ``e + b``; a negative digit adds the inverted bit (one inverter per
+  input bit and layer, shared; none for a ReLU/QReLU output ANDed with its inverted
+  sign, which is the inverse of a NAND) and the constant ``-2**(e+b)``. The bias, those
+  constants and the products of constant inputs fold into one constant whose
+  two's-complement bits (over the sum's width) join the heap, first in their column.
+* **Compression** column by column, least significant first, exactly as
+  :meth:`~hwmlp.arith.bitheap.BitHeap.sum_bits` (``ripple``) does: ``t`` bits in a
+  column (carries in included) take ``(t - 1) // 2`` three-input steps and, when ``t``
+  is even, one two-input step, and send ``t // 2`` carries on. The column's constant
+  1 feeds the first step (a cheaper constant adder). Only logic whose result is used
+  counts: a column whose carries feed no needed sum bit computes sums only (the
+  heap's top column among them), the last step of a column whose sum bit no reader
+  needs computes the carry alone, and a column with neither is dead. The model
+  counts exactly the generator's NAND gates of every heap (tested).
+* **Activations** on the output bits that are read: ReLU/QReLU zeroing when the sum
+  can be negative, QReLU saturation (an OR over the sum bits above the slice) when
+  it can exceed the slice.
+* **Argmax**: a tree of ripple comparators over the output values without their
+  dropped bits, with multiplexers of the intermediate winners' values and indices.
+  Bits where one operand is a constant (a constant neuron, a zero extension, an
+  index bit a node cannot vary) take cheap cells; comparisons that the value ranges
+  decide fold away (synthesis removes them: their outcome is a constant function of
+  the inputs) and stop reading the loser.
+* **Dead logic costs nothing**: a hidden neuron that no live neuron of the next layer
+  reads (zero weight, zero mask, constant output) is dropped, and so are output bits
+  nobody reads, as in :func:`hwmlp.ranges.analyze`.
 
-The heap is compressed column by column, least significant first: ``t`` bits in a
-column (carries in included) take ``(t - 1) // 2`` full adders and, when ``t`` is
-even, one half adder, and send ``t // 2`` carries to the next column; columns
-stop at the sum's width (from interval bounds). This reduces the heap to one row,
-so the final carry-propagate adder is included. An adder fed by the column's
-constant-1 bit is cheaper (see :data:`COMPONENTS`).
+Value ranges are interval bounds (exact per product, as :mod:`hwmlp.ranges`). Not
+modelled: the multiples an input shares between the neurons of a layer
+(:mod:`hwmlp.arith.sharing`, a few percent at most on search designs), don't-care
+bits and exact ranges of models with at most 16-20 input bits, and the threshold
+decision that replaces the output layer when it reads a single value.
 
-Then the activation logic (ReLU zeroing, QReLU saturation) of the output bits
-that are read, and the argmax: a tree of ripple comparators over the output
-values with their dropped bits removed, plus the multiplexers of the intermediate
-winners and indices; comparisons that the value ranges decide fold away, and those
-against constants are cheap (see :func:`_argmax_counts`).
-
-Dead logic costs nothing, as after synthesis: a hidden neuron that no live neuron
-of the next layer reads (zero weight, zero mask, or a constant output) is dropped,
-an output bit no mask keeps needs no activation logic, and constant inputs become
-constants of the reading neuron's heap.
-
-Every component maps to EGFET cells by :data:`COMPONENTS` (an assumed
-decomposition); area is the cells' area in um^2, power their leakage (the
-published reports put leakage at ~96% of printed-circuit power). A
-:class:`Calibration` scales every component, fitted against synthesized area with
-:func:`fit_calibration`; :func:`agreement` reports how well a model ranks and
-predicts a set of synthesized designs.
+Every component maps to EGFET cells by :data:`COMPONENTS`: the NAND2/NOT network
+:class:`~hwmlp.arith.logic.Logic` builds for it, which Yosys+ABC largely keeps.
+Area is in um^2, power is leakage in nW (the synthesized designs' dynamic power is
+under 1% of their total). A :class:`Calibration` scales every component; the
+default (:meth:`Calibration.default`, ``calibration.json`` next to this module) is
+fitted by ``bench/calibrate_cost.py`` against real synthesis of generated circuits
+with :func:`fit_calibration` (one area and one leakage factor: ABC's mapping of the
+NAND networks); :func:`agreement` reports how well a model ranks and predicts a set
+of synthesized designs. Synthesis shrinks some circuits far more than the model
+knows, mostly classifiers whose many outputs read two or three hidden neurons (ABC
+finds redundancy between their sums and comparators).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..errors import HwmlpError
 from ..intmlp import IntMLP
+from ..io import read_json
 from ..tech import EGFET_1V0, Technology
 from .approx import csd_masks
 from .genome import Genome, GenomeBatch, SearchSpace, full_mask
 
-#: Cells of every cost-model component (assumed decomposition into the EGFET library).
+#: Cells of every cost-model component: the network :class:`hwmlp.arith.logic.Logic` builds.
 COMPONENTS: Mapping[str, Mapping[str, int]] = {
-    # sum = a ^ b ^ c (2 XOR2); carry = NAND(NAND(a, b), NAND(c, a ^ b)) (3 NAND2)
-    "full_adder": {"XOR2X1": 2, "NAND2X1": 3},
-    # sum = a ^ b; carry = a & b
-    "half_adder": {"XOR2X1": 1, "AND2X1": 1},
-    # a + b + 1: sum = XNOR(a, b), carry = a | b
-    "const_full_adder": {"XNOR2X1": 1, "OR2X1": 1},
-    # a + 1: sum = ~a, carry = a
-    "const_half_adder": {"INVX1": 1},
-    # ReLU / QReLU: an output bit forced to 0 when the sum is negative (AND with the inverted sign)
-    "relu_bit": {"AND2X1": 1},
-    # QReLU: an output bit forced to 1 when the sum overflows the slice
-    "saturate_bit": {"OR2X1": 1},
-    # QReLU: one sum bit above the slice entering the overflow OR tree
-    "saturate_detect": {"OR2X1": 1},
-    # argmax: one carry cell of a ripple comparator, majority(a, ~b, c) =
-    # NAND(NAND(a, ~b), NAND(c, NAND(~a, b))) with the two inverters
-    "comparator_bit": {"NAND2X1": 4, "INVX1": 2},
-    # argmax: a carry cell comparing with a constant bit: a AND c or a OR c
-    "const_comparator_bit": {"NAND2X1": 1, "INVX1": 1},
-    # argmax: one bit of a 2:1 multiplexer of a winner's value or index, NAND(NAND(s, a), NAND(~s, b))
-    # (the select's inverter is shared by all bits)
-    "mux_bit": {"NAND2X1": 3},
-    # argmax: a multiplexer bit choosing between a signal and a constant: s AND a or s OR a
-    "const_mux_bit": {"NAND2X1": 1, "INVX1": 1},
+    # heap compression (hwmlp.arith.bitheap, ripple)
+    "full_adder": {"NAND2X1": 9},  # the nine-NAND full adder
+    "half_adder": {"NAND2X1": 4, "INVX1": 1},  # XOR (4 NAND) and AND
+    "const_full_adder": {"NAND2X1": 4, "INVX1": 1},  # a + b + 1: XNOR and OR
+    "const_half_adder": {"INVX1": 1},  # a + 1: sum NOT a, carry a
+    "top_full_adder": {"NAND2X1": 8},  # sum alone (two XORs) of a column whose carries are unused
+    "top_half_adder": {"NAND2X1": 4},  # ... of two bits: one XOR
+    "carry_adder": {"NAND2X1": 4, "INVX1": 2},  # carry alone (majority) of a column's unread sum
+    "carry_half_adder": {"NAND2X1": 1, "INVX1": 1},  # ... of two bits: AND
+    "const_carry_adder": {"NAND2X1": 1, "INVX1": 2},  # ... of two bits and a constant 1: OR
+    "inverted_bit": {"INVX1": 1},  # an input bit entering a layer's heaps negated
+    # activations (hwmlp.arith.neuron)
+    "relu_bit": {"NAND2X1": 1, "INVX1": 1},  # output bit AND NOT sign
+    "saturate_bit": {"NAND2X1": 1, "INVX1": 1},  # QReLU output bit OR overflow
+    "saturate_detect": {"NAND2X1": 1, "INVX1": 2},  # one OR of the overflow tree
+    # argmax (hwmlp.arith.compare)
+    "comparator_bit": {"NAND2X1": 4, "INVX1": 2},  # borrow cell majority(a, NOT b, c)
+    "const_comparator_bit": {"NAND2X1": 1, "INVX1": 1},  # borrow cell against a constant: AND / OR
+    "mux_bit": {"NAND2X1": 3},  # 2:1 multiplexer (the select's inverter is shared)
+    "const_mux_bit": {"NAND2X1": 1, "INVX1": 1},  # multiplexer between a signal and a constant
 }
 FEATURES: tuple[str, ...] = tuple(COMPONENTS)
 _F = {name: k for k, name in enumerate(FEATURES)}
-_NEURON_FEATURES = FEATURES[:7]
+_ADDERS = FEATURES[: _F["inverted_bit"]]
+_ACTIVATION = FEATURES[_F["relu_bit"] : _F["comparator_bit"]]
+_ARGMAX = FEATURES[_F["comparator_bit"] :]
+
+#: Component groups sharing one scale factor in a grouped :func:`fit_calibration`.
+COMPONENT_GROUPS: Mapping[str, str] = {
+    **dict.fromkeys(_ADDERS + ("inverted_bit",), "heap"),
+    **dict.fromkeys(_ACTIVATION, "activation"),
+    **dict.fromkeys(_ARGMAX, "argmax"),
+}
+
+#: The calibration :class:`CostModel` uses by default, written by ``bench/calibrate_cost.py``.
+DEFAULT_CALIBRATION = Path(__file__).with_name("calibration.json")
+CALIBRATION_FORMAT = "hwmlp.cost-calibration"
 
 
 @dataclass
 class Calibration:
     """Per-component scale factors applied to the modelled area and leakage
-    (1.0: the cell decomposition of :data:`COMPONENTS` as is)."""
+    (1.0: the cells of :data:`COMPONENTS` as they are). ``technology``: the name of
+    the technology the factors were fitted for (None: not tied to one)."""
 
     area_scale: dict[str, float] = field(default_factory=lambda: dict.fromkeys(FEATURES, 1.0))
     leakage_scale: dict[str, float] = field(default_factory=lambda: dict.fromkeys(FEATURES, 1.0))
+    technology: str | None = None
 
     def __post_init__(self):
         for scales in (self.area_scale, self.leakage_scale):
@@ -101,11 +131,32 @@ class Calibration:
                 scales.setdefault(name, 1.0)
 
     def to_dict(self) -> dict:
-        return {"area_scale": dict(self.area_scale), "leakage_scale": dict(self.leakage_scale)}
+        return {"technology": self.technology, "area_scale": dict(self.area_scale),
+                "leakage_scale": dict(self.leakage_scale)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
-        return cls(dict(d.get("area_scale", {})), dict(d.get("leakage_scale", {})))
+        return cls(dict(d.get("area_scale", {})), dict(d.get("leakage_scale", {})), d.get("technology"))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Calibration":
+        """A calibration file as ``bench/calibrate_cost.py`` writes it (format
+        :data:`CALIBRATION_FORMAT`; its other entries document the fit)."""
+        d = read_json(Path(path), "cost-model calibration", "run bench/calibrate_cost.py --write-calibration")
+        if not isinstance(d, dict) or d.get("format") != CALIBRATION_FORMAT:
+            raise HwmlpError(f"{path} is not an {CALIBRATION_FORMAT} file")
+        return cls.from_dict(d)
+
+    @classmethod
+    def default(cls) -> "Calibration":
+        """A copy of the calibration shipped with the package (:data:`DEFAULT_CALIBRATION`,
+        read once)."""
+        return cls.from_dict(_default_calibration())
+
+
+@lru_cache(maxsize=1)
+def _default_calibration() -> dict:
+    return Calibration.load(DEFAULT_CALIBRATION).to_dict()
 
 
 @dataclass
@@ -133,23 +184,31 @@ class CostReport:
 
 class CostModel:
     """Area (um^2) and leakage (nW) of designs, from component counts, cells of
-    ``tech`` and a :class:`Calibration`."""
+    ``tech`` and a :class:`Calibration`.
+
+    ``calibration`` None: :meth:`Calibration.default` when it was fitted for ``tech``,
+    else none (all scales 1). A calibration fitted for another technology is refused.
+    """
 
     def __init__(self, tech: Technology = EGFET_1V0, calibration: Calibration | None = None):
+        if calibration is None:
+            default = Calibration.default()
+            calibration = default if default.technology == tech.name else Calibration()
+        if calibration.technology not in (None, tech.name):
+            raise HwmlpError(f"calibration fitted for {calibration.technology}, not for {tech.name}")
         self.tech = tech
-        self.calibration = calibration or Calibration()
+        self.calibration = calibration
         self.unit_area_um2 = np.array([self._cells(n, "area_um2") for n in FEATURES])
         self.unit_leakage_nW = np.array([self._cells(n, "leakage_nW") for n in FEATURES])
+        self._area = self.unit_area_um2 * [calibration.area_scale[n] for n in FEATURES]
+        self._leakage = self.unit_leakage_nW * [calibration.leakage_scale[n] for n in FEATURES]
 
     def _cells(self, component: str, figure: str) -> float:
         return sum(k * getattr(self.tech.cell(c), figure) for c, k in COMPONENTS[component].items())
 
     def report(self, counts: np.ndarray) -> CostReport:
         """Area and leakage of designs with the given component counts (P, F)."""
-        cal = self.calibration
-        area = counts @ (self.unit_area_um2 * [cal.area_scale[n] for n in FEATURES])
-        leak = counts @ (self.unit_leakage_nW * [cal.leakage_scale[n] for n in FEATURES])
-        return CostReport(counts, area, leak)
+        return CostReport(counts, counts @ self._area, counts @ self._leakage)
 
     def of_genomes(self, genomes: Sequence[Genome] | GenomeBatch, space: SearchSpace) -> CostReport:
         """Cost of every genome (identical to :meth:`of_mlp` of its ``to_intmlp``)."""
@@ -201,16 +260,17 @@ def _component_counts(layers: Sequence[_Layer], input_bits: int, argmax_drop: np
     lo = np.zeros((P, n_in), dtype=np.int64)
     hi = np.full((P, n_in), full_mask(input_bits), dtype=np.int64)
     heaps = []
+    inverse_free = np.zeros((P, n_in), dtype=bool)
     for layer in layers:
-        heaps.append(_NeuronHeaps(layer, lo, hi))
+        heaps.append(_NeuronHeaps(layer, lo, hi, inverse_free))
         lo, hi = heaps[-1].out_lo, heaps[-1].out_hi
+        inverse_free = heaps[-1].sum_lo < 0  # output bits ANDed with NOT sign: a NAND's inverse
     counts = np.zeros((P, len(FEATURES)))
     counts[:, _F["comparator_bit"]:], compared = _argmax(lo, hi, argmax_drop)
     live = compared & (lo != hi)  # output neurons whose varying value the argmax reads
     read = np.where(live, ~full_mask_of(argmax_drop)[:, None], 0)  # ... without the dropped bits
     for heap in reversed(heaps):
-        per_neuron = np.concatenate([heap.adders, heap.activation_counts(read)], axis=2)
-        counts[:, : len(_NEURON_FEATURES)] += (per_neuron * live[..., None]).sum(axis=1)
+        counts[:, : _F["comparator_bit"]] += heap.counts(live, read)
         readers = live[:, :, None] & (heap.layer.weights != 0) & (heap.variable_mask != 0)
         live = readers.any(axis=1)
         read = np.bitwise_or.reduce(np.where(readers, heap.variable_mask, 0), axis=1)
@@ -218,26 +278,56 @@ def _component_counts(layers: Sequence[_Layer], input_bits: int, argmax_drop: np
 
 
 class _NeuronHeaps:
-    """Bit heaps, sum bounds and adder counts of one layer of P designs whose inputs
-    lie in ``[in_lo, in_hi]`` (P, in), ``0 <= in_lo``."""
+    """Bit heaps and bounds of one layer of P designs whose inputs lie in
+    ``[in_lo, in_hi]`` (P, in), ``0 <= in_lo``; ``inverse_free`` (P, in): inputs
+    whose bits come with their inverses (no inverter for a negated bit)."""
 
-    def __init__(self, layer: _Layer, in_lo: np.ndarray, in_hi: np.ndarray):
+    def __init__(self, layer: _Layer, in_lo: np.ndarray, in_hi: np.ndarray, inverse_free: np.ndarray):
         self.layer = layer
+        self.inverse_free = inverse_free
         W, b = layer.weights, layer.biases
         constant = (in_lo == in_hi)[:, None, :]
         reachable = layer.masks & full_mask_of(bit_length(in_hi))[:, None, :]
         #: (P, out, in) mask bits of the inputs that vary: the products' bits in the heap
         self.variable_mask = np.where(constant | (W == 0), 0, reachable)
         const_part = b + np.where(constant, W * (in_lo[:, None, :] & layer.masks), 0).sum(axis=2)
-        products = W * self.variable_mask  # extreme value of each product, reached at x & m = m
+        products = W * max_and(in_hi[:, None, :], self.variable_mask)  # extreme value of each product
         self.sum_lo = const_part + np.minimum(products, 0).sum(axis=2)
         self.sum_hi = const_part + np.maximum(products, 0).sum(axis=2)
         self.out_lo, self.out_hi = _activate(layer, self.sum_lo), _activate(layer, self.sum_hi)
         pos, neg = csd_masks(W)
-        constant_bits = const_part - (neg * self.variable_mask).sum(axis=2)
-        width = bits_for_range(self.sum_lo, self.sum_hi)
-        #: (P, out, 4) full, half, constant-full and constant-half adders
-        self.adders = _compress(_heap_columns(pos | neg, self.variable_mask), constant_bits, width)
+        self.negated = np.where(neg != 0, self.variable_mask, 0)  # (P, out, in) input bits entering negated
+        self.constant_bits = const_part - (neg * self.variable_mask).sum(axis=2)
+        self.width = bits_for_range(self.sum_lo, self.sum_hi)
+        self.columns = _heap_columns(pos | neg, self.variable_mask)
+
+    def counts(self, live: np.ndarray, read: np.ndarray) -> np.ndarray:
+        """(P, 13) heap and activation components of the neurons ``live`` (P, out),
+        whose output bits in the bit masks ``read`` (P, out) are used."""
+        per_neuron = np.concatenate([
+            _compress(self.columns, self.constant_bits, self.width, self.needed_sum_bits(read)),
+            self.activation_counts(read),
+        ], axis=2)
+        inverted = np.bitwise_or.reduce(np.where(live[:, :, None], self.negated, 0), axis=1)
+        inverted = np.where(self.inverse_free, 0, inverted)
+        counts = (per_neuron * live[..., None]).sum(axis=1)
+        return np.insert(counts, len(_ADDERS), np.bitwise_count(inverted).sum(axis=1), axis=1)
+
+    def needed_sum_bits(self, read: np.ndarray) -> np.ndarray:
+        """(P, out) bit masks of the sum bits the activation needs for the output bits
+        ``read`` (as :func:`hwmlp.arith.neuron.sum_bits_needed`)."""
+        layer, w = self.layer, self.width
+        signed = self.sum_lo < 0
+        sign = np.where(signed, np.int64(1) << (w - 1), 0)
+        if layer.kind == "none":  # bits read above the sign are its extension
+            return (read & full_mask_of(w)) | np.where((read >> (w - 1)) != 0, sign, 0)
+        out_read = read & full_mask_of(bit_length(self.out_hi))
+        if layer.kind == "relu":
+            return out_read | sign
+        body = full_mask_of(w - signed)
+        above = layer.lsb + layer.width  # first sum bit above the slice
+        saturation = np.where(self.sum_hi >> above > 0, body & ~full_mask_of(above), 0)
+        return ((out_read << layer.lsb) & body) | saturation | sign
 
     def activation_counts(self, read: np.ndarray) -> np.ndarray:
         """(P, out, 3) relu_bit, saturate_bit and saturate_detect per neuron, of which
@@ -246,9 +336,10 @@ class _NeuronHeaps:
         out_bits = np.bitwise_count(read & full_mask_of(bit_length(self.out_hi))).astype(np.int64)
         relu = np.where((lo < 0) & (layer.kind != "none"), out_bits, 0)
         if layer.kind == "qrelu":
-            above = layer.lsb + layer.width  # first sum bit above the slice
+            above = layer.lsb + layer.width
             overflow = ((hi >> above) > 0) & (out_bits > 0)
-            saturate, detect = np.where(overflow, out_bits, 0), np.where(overflow, bit_length(hi) - above, 0)
+            detect = self.width - (lo < 0) - above - 1  # ORs over the sum bits above the slice
+            saturate, detect = np.where(overflow, out_bits, 0), np.where(overflow, detect, 0)
         else:
             saturate = detect = np.zeros_like(relu)
         return np.stack([relu, saturate, detect], axis=2)
@@ -276,23 +367,54 @@ def _heap_columns(digits: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return (pairs.reshape(P, J, -1) @ to_column.reshape(n_exp * n_bits, -1)).astype(np.int64)
 
 
-def _compress(columns: np.ndarray, constant: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """(P, out, 4) full, half, constant-full and constant-half adders compressing each
-    heap (variable bits per column, folded constant, sum width) to a single row."""
+def _compress(columns: np.ndarray, constant: np.ndarray, width: np.ndarray, needed: np.ndarray) -> np.ndarray:
+    """(P, out, 9) adders of each heap, in the order of the first nine :data:`FEATURES`,
+    given its variable bits per column (P, out, C), folded constant, sum width and
+    needed sum bits as a bit mask ((P, out) each), reduced as
+    :meth:`~hwmlp.arith.bitheap.BitHeap.sum_bits` (``ripple``) does.
+
+    A column of ``t`` bits (its constant 1 first) takes ``(t - 1) // 2`` three-input
+    steps, then one two-input step when ``t`` is even; the constant enters the first
+    step. Only logic whose result is used counts (synthesis removes the rest): a
+    column's carries are used when the next column's sum bit is needed or its own
+    carries are used (and it has two bits or more to add). A column whose sum is
+    needed but whose carries are not (the heap's top column, whose carries are
+    dropped, among them) computes sums only; one whose carries are used but whose sum
+    is not has its last step compute the carry only (a constant half adder's carry
+    is its input: no gate); one with neither is dead."""
     C = int(width.max())
-    active = np.arange(C) < width[..., None]
-    const = ((constant & full_mask_of(width))[..., None] >> np.arange(C)) & 1
-    bits = np.zeros(active.shape, dtype=np.int64)
+    cols = np.arange(C)
+    q = (((constant & full_mask_of(width))[..., None] >> cols) & 1) == 1  # constant 1 in the column
+    bits = np.zeros(q.shape, dtype=np.int64)
     bits[..., : min(C, columns.shape[2])] = columns[..., :C]
-    bits = (bits + const) * active
+    bits += q
     carry = 0
-    for c in range(C):  # t bits in a column send t // 2 carries to the next one, none beyond the top
-        bits[..., c] = (bits[..., c] + carry) * active[..., c]
+    for c in range(C):  # t bits in a column send t // 2 carries to the next one
+        bits[..., c] += carry
         carry = bits[..., c] >> 1
-    half = (bits >= 2) & (bits % 2 == 0)
-    const_adder = (const == 1) & (bits >= 2)
-    full = np.maximum(bits - 1, 0) // 2 - (const_adder & ~half)
-    return np.stack([full, half & ~const_adder, const_adder & ~half, const_adder & half], axis=2).sum(axis=3)
+    sum_used = ((needed & full_mask_of(width))[..., None] >> cols) & 1 == 1
+    carries_used = np.zeros(q.shape, dtype=bool)
+    for c in range(C - 2, -1, -1):
+        carries_used[..., c] = sum_used[..., c + 1] | (carries_used[..., c + 1] & (bits[..., c + 1] >= 2))
+    bits *= sum_used | carries_used
+    sum_only, carry_only = sum_used & ~carries_used, ~sum_used & carries_used & (bits >= 2)
+    const_full, const_half = q & (bits >= 3), q & (bits == 2)
+    only_const = const_full & (bits == 3)  # the constant's step is the column's only one
+    plain3 = np.maximum(bits - 1, 0) // 2 - const_full  # three-input steps without the constant
+    plain2 = (bits >= 2) & (bits % 2 == 0) & ~const_half  # the two-input step without it
+    last3 = (bits % 2 == 1) & (bits >= 3) & ~only_const  # the last step is a plain three-input one
+    counts = [
+        plain3 * ~sum_only - (carry_only & last3),
+        plain2 & ~sum_only & ~carry_only,
+        const_full & ~(carry_only & only_const),
+        const_half & ~carry_only,
+        plain3 * sum_only,
+        plain2 & sum_only,
+        carry_only & last3,
+        carry_only & plain2,
+        carry_only & only_const,
+    ]
+    return np.stack(counts, axis=2).sum(axis=3)
 
 
 def _argmax(out_lo: np.ndarray, out_hi: np.ndarray, drop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -301,45 +423,76 @@ def _argmax(out_lo: np.ndarray, out_hi: np.ndarray, drop: np.ndarray) -> tuple[n
     constant multiplexer bits, and (P, C) which outputs it reads at all.
 
     The tree pairs neighbours level by level (an odd last node goes up as is); the
-    right candidate wins only when strictly greater. A comparison the ranges decide
-    (the right one always or never greater) folds away with its multiplexers and
-    stops reading the loser; one with a constant operand is cheap. Each node but
-    the root forwards its winner's value; every node forwards its winner's index,
-    free while both indices are constant.
+    right candidate wins only when strictly greater, as :func:`hwmlp.arith.compare.argmax`.
+    Operands are compared and multiplexed in their common format (the wider width,
+    signed when either is); a bit where both operands vary takes a full cell, one
+    where only one varies (a constant value, a zero extension, an index bit that
+    cannot differ among a node's candidates) a cheap cell, one where neither varies
+    nothing. A comparison the ranges decide (the right one always or never greater)
+    folds away: its winner goes up as is. Synthesis removes the logic whose result
+    is never used, so, walking the tree back from the root (whose index is the
+    output): a node's comparison costs only when its value or index is used, its
+    value multiplexer only when its value is (compared by an undecided ancestor),
+    its index multiplexer only when its index is (it may be the final winner).
     """
     P, C = out_lo.shape
     d = drop[:, None]
-    leaves = np.eye(C, dtype=bool)
-    # per node: value range, whether its index varies, which outputs its value depends on
-    nodes = [(lo, hi, np.zeros(P, dtype=bool), np.broadcast_to(leaves[k], (P, C)))
-             for k, (lo, hi) in enumerate(zip((out_lo >> d).T, (out_hi >> d).T))]
-    index_bits = max(1, (C - 1).bit_length())
-    counts = np.zeros((P, 4), dtype=np.int64)  # comparator, const comparator, mux, const mux
-    read = np.zeros((P, C), dtype=bool)
+    lo, hi = out_lo >> d, out_hi >> d
+    n_index = max(1, (C - 1).bit_length())
+    index_bit = (np.arange(C)[:, None] >> np.arange(n_index)) & 1 == 1  # (C, index bits)
+    # per node: value range, bits that vary, signed, candidate winners (P, C)
+    nodes = [
+        (lo[:, k], hi[:, k], np.where(lo[:, k] == hi[:, k], 0, bits_for_range(lo[:, k], hi[:, k])),
+         lo[:, k] < 0, np.broadcast_to(np.eye(C, dtype=bool)[k], (P, C)))
+        for k in range(C)
+    ]
+    levels = []  # per level: (undecided, right_always, (P, 6) costs) of every pair
     while len(nodes) > 1:
-        root = len(nodes) == 2
-        nxt = []
-        for (l_lo, l_hi, l_index, l_dep), (r_lo, r_hi, r_index, r_dep) in zip(nodes[::2], nodes[1::2]):
+        pairs, nxt = [], []
+        for (l_lo, l_hi, l_var, l_signed, l_cand), (r_lo, r_hi, r_var, r_signed, r_cand) in zip(
+                nodes[::2], nodes[1::2]):
             right_always = r_lo > l_hi
             undecided = ~right_always & (r_hi > l_lo)  # both constant: always decided
-            cheap = (l_lo == l_hi) | (r_lo == r_hi)
-            w_lo = np.where(undecided, np.maximum(l_lo, r_lo), np.where(right_always, r_lo, l_lo))
-            w_hi = np.where(undecided, np.maximum(l_hi, r_hi), np.where(right_always, r_hi, l_hi))
-            compared = bits_for_range(np.minimum(l_lo, r_lo), np.maximum(l_hi, r_hi))
-            forwarded = 0 if root else bits_for_range(w_lo, w_hi)
-            counts += undecided[:, None] * np.stack([
-                np.where(cheap, 0, compared),
-                np.where(cheap, compared, 0),
-                np.where(cheap, 0, forwarded) + np.where(l_index & r_index, index_bits, 0),
-                np.where(cheap, forwarded, 0) + np.where(l_index ^ r_index, index_bits, 0),
-            ], axis=1)
-            both = l_dep | r_dep
-            read |= undecided[:, None] & both
-            w_index = undecided | np.where(right_always, r_index, l_index)
-            w_dep = np.where(undecided[:, None], both, np.where(right_always[:, None], r_dep, l_dep))
-            nxt.append((w_lo, w_hi, w_index, w_dep))
-        nodes = nxt + nodes[len(nodes) - len(nodes) % 2:]
-    return counts, read
+            signed = l_signed | r_signed
+            n = np.maximum(l_var + (signed & ~l_signed), r_var + (signed & ~r_signed))
+            l_bits = np.where(l_signed & (l_var > 0), n, l_var)  # a sign extension varies
+            r_bits = np.where(r_signed & (r_var > 0), n, r_var)
+            both, one = np.minimum(l_bits, r_bits), np.abs(l_bits - r_bits)
+            pairs.append((undecided, right_always, np.stack([both, one, *_index_bits_varying(l_cand, r_cand, index_bit)],
+                                                            axis=1)))
+            pick = lambda a, b: np.where(right_always, b, a)  # noqa: E731  winner of a decided pair
+            nxt.append((
+                np.where(undecided, np.maximum(l_lo, r_lo), pick(l_lo, r_lo)),
+                np.where(undecided, np.maximum(l_hi, r_hi), pick(l_hi, r_hi)),
+                np.where(undecided, np.maximum(l_bits, r_bits), pick(l_var, r_var)),
+                np.where(undecided, signed, pick(l_signed, r_signed)),
+                np.where(undecided[:, None], l_cand | r_cand, np.where(right_always[:, None], r_cand, l_cand)),
+            ))
+        levels.append(pairs)
+        nodes = nxt + nodes[len(pairs) * 2:]
+    counts = np.zeros((P, 4), dtype=np.int64)  # comparator, const comparator, mux, const mux
+    value_used, index_used = [np.zeros(P, dtype=bool)], [np.ones(P, dtype=bool)]  # of the root
+    for pairs in reversed(levels):
+        child_value, child_index = [], []
+        for (undecided, right_always, cost), v, i in zip(pairs, value_used, index_used):
+            compared = undecided & (v | i)
+            counts[:, :2] += compared[:, None] * cost[:, :2]
+            counts[:, 2:] += (undecided & v)[:, None] * cost[:, :2] + (undecided & i)[:, None] * cost[:, 2:]
+            left_wins, right_wins = ~undecided & ~right_always, right_always
+            child_value += [compared | (left_wins & v), compared | (right_wins & v)]
+            child_index += [i & (undecided | left_wins), i & (undecided | right_wins)]
+        value_used = child_value + value_used[len(pairs):]
+        index_used = child_index + index_used[len(pairs):]
+    return counts, np.stack(value_used, axis=1)
+
+
+def _index_bits_varying(l_cand: np.ndarray, r_cand: np.ndarray, index_bit: np.ndarray):
+    """(P,) index bits where both sides' candidate indices vary, and where exactly one does."""
+    def varying(cand):  # (P, index bits): some candidate has the bit set and some has it clear
+        return (cand @ index_bit > 0) & (cand @ ~index_bit > 0)
+
+    vl, vr = varying(l_cand), varying(r_cand)
+    return (vl & vr).sum(axis=1), (vl ^ vr).sum(axis=1)
 
 
 # ----- integer helpers ------------------------------------------------------------
@@ -358,6 +511,19 @@ def full_mask_of(bits: np.ndarray) -> np.ndarray:
     return (np.int64(1) << np.asarray(bits, dtype=np.int64)) - 1
 
 
+def max_and(hi: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Elementwise largest ``x & mask`` over ``0 <= x <= hi`` (``hi, mask >= 0``;
+    vectorized :func:`hwmlp.intmlp._max_and`): ``hi`` itself, or ``hi`` with one set
+    bit cleared and every bit below it set."""
+    hi, mask = np.broadcast_arrays(np.asarray(hi, dtype=np.int64), np.asarray(mask, dtype=np.int64))
+    best = hi & mask
+    for b in range(int(bit_length(hi.max(initial=0)))):
+        below = full_mask_of(b)
+        candidate = np.where((hi >> b) & 1 == 1, (hi & ~(below << 1 | 1)) | below, 0)
+        best = np.maximum(best, candidate & mask)
+    return best
+
+
 def bits_for_range(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Elementwise :func:`hwmlp.intmlp.bits_for_range`: unsigned width when ``lo >= 0``,
     else two's-complement width."""
@@ -369,44 +535,71 @@ def bits_for_range(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 # ----- calibration ----------------------------------------------------------------------
 
 
+#: Rounds of reweighting, and the smallest absolute log ratio a weight divides by, in :func:`fit_calibration`.
+FIT_ITERATIONS = 50
+FIT_ERROR_FLOOR = 1e-3
+
+
 def fit_calibration(
     counts: np.ndarray,
     area_um2: np.ndarray,
     leakage_nW: np.ndarray | None = None,
     model: CostModel | None = None,
-    per_component: bool = True,
+    groups: Mapping[str, str] | None = None,
+    technology: str | None = None,
 ) -> Calibration:
     """Scale factors that best predict synthesized figures from component counts.
 
     ``counts`` (D, F): the :attr:`CostReport.counts` of D synthesized designs;
     ``area_um2`` (D,) their synthesized area, ``leakage_nW`` (D,) their leakage
-    (None: leakage scales follow the area scales). Minimizes the squared *relative*
-    error with non-negative scales (NNLS): one per component (``per_component``;
-    components absent from every design keep scale 1), or one factor shared by all.
+    (None: leakage scales follow the area scales); ``model``: the cells' figures
+    (default: :data:`~hwmlp.tech.EGFET_1V0`, uncalibrated). Minimizes the mean
+    absolute *log* ratio of modelled to synthesized figures (symmetric, and robust to
+    the few designs that synthesis shrinks far more than the model can know) with
+    non-negative scales, one per group of components: ``groups`` maps every component
+    to its group's name (e.g. :data:`COMPONENT_GROUPS`; None: each component alone).
+    Components of a group absent from every design keep scale 1; designs without any
+    modelled component carry no information and are left out. ``technology``:
+    recorded in the result (default: the model's).
+
+    The fit starts from the unscaled model and runs :data:`FIT_ITERATIONS` rounds of
+    iteratively reweighted non-negative least squares on the log ratios linearized
+    at the current scales, each design weighted by the inverse of its absolute log
+    ratio (floored at :data:`FIT_ERROR_FLOOR`).
     """
     from scipy.optimize import nnls
 
-    model = model or CostModel()
+    model = model or CostModel(calibration=Calibration())
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim != 2 or counts.shape[1] != len(FEATURES) or len(counts) < 1:
         raise HwmlpError(f"calibration needs (designs, {len(FEATURES)}) component counts")
+    groups = dict(groups) if groups is not None else {name: name for name in FEATURES}
+    if set(groups) != set(FEATURES):
+        raise HwmlpError(f"calibration groups must name every component once: {list(FEATURES)}")
+    names = sorted(set(groups.values()))
+    member = np.array([[groups[f] == g for g in names] for f in FEATURES], dtype=np.float64)  # (F, G)
 
     def fit(measured, unit) -> dict[str, float]:
         measured = np.asarray(measured, dtype=np.float64)
         if measured.shape != (len(counts),) or (measured <= 0).any():
             raise HwmlpError("calibration needs one positive synthesized figure per design")
-        A = counts * unit / measured[:, None]
-        present = counts.any(axis=0)
-        if per_component:
-            scales = np.ones(len(FEATURES))
-            scales[present] = nnls(A[:, present], np.ones(len(counts)))[0]
-        else:
-            scales = np.full(len(FEATURES), nnls(A.sum(axis=1, keepdims=True), np.ones(len(counts)))[0][0])
-        return dict(zip(FEATURES, scales.tolist()))
+        A = (counts * unit / measured[:, None]) @ member  # (D, G): modelled / synthesized of each group
+        present = A.any(axis=0)
+        A = A[A.any(axis=1)][:, present]
+        x = np.ones(A.shape[1])
+        for _ in range(FIT_ITERATIONS):
+            ratio = np.maximum(A @ x, 1e-12)
+            log_ratio = np.log(ratio)
+            root = 1.0 / np.sqrt(np.maximum(np.abs(log_ratio), FIT_ERROR_FLOOR))
+            # log(A x) ~ log(ratio) + (A x - ratio) / ratio = 0
+            x = nnls(A / ratio[:, None] * root[:, None], (1.0 - log_ratio) * root)[0]
+        scales = np.ones(len(names))
+        scales[present] = x
+        return dict(zip(FEATURES, (member @ scales).tolist()))
 
     area = fit(area_um2, model.unit_area_um2)
     leak = fit(leakage_nW, model.unit_leakage_nW) if leakage_nW is not None else dict(area)
-    return Calibration(area, leak)
+    return Calibration(area, leak, technology or model.tech.name)
 
 
 def agreement(predicted, measured) -> dict[str, float]:

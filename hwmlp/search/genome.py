@@ -265,10 +265,12 @@ def from_intmlp(mlp: IntMLP, space: SearchSpace) -> Genome:
     """The genome closest to ``mlp`` in ``space``: a near-exact copy for seeding.
 
     Weights are projected onto the weight set. A hidden QReLU slice that fits the
-    space is kept as is. Any other hidden ReLU or QReLU becomes the slice of at most
-    ``space.hidden_bits`` bits ending at its highest reachable output bit; the next
-    layer's biases are divided by the power of two its inputs were divided by
-    (rounded), so sums keep their scale. Masks are kept (full when the model has none).
+    space is kept as is (while no earlier layer was rescaled). Any other hidden ReLU
+    or QReLU becomes the slice of at most ``space.hidden_bits`` bits ending at its
+    highest reachable output bit; the sums of every later layer are then smaller
+    than the model's by the power of two their inputs were divided by (accumulated
+    over the layers), so their biases are divided by it (rounded) and their slices
+    are placed on that reduced scale. Masks are kept (full when the model has none).
     """
     if tuple(mlp.topology) != space.topology or mlp.input_bits != space.input_bits:
         raise HwmlpError(
@@ -282,10 +284,10 @@ def from_intmlp(mlp: IntMLP, space: SearchSpace) -> Genome:
         )
     ranges = mlp.value_ranges()
     weights, masks, biases, lsbs, widths = [], [], [], [], []
-    bias_shift = 0  # power of two the previous QReLU divided this layer's inputs by
+    shift = 0  # this layer's sums in the genome are the model's divided by 2**shift
     for l, (layer, r) in enumerate(zip(mlp.layers, ranges)):
         weights.append(space.weights.project(layer.weights))
-        biases.append(_round_shift(layer.biases, bias_shift))
+        biases.append(_round_shift(layer.biases, shift))
         full = full_mask(space.in_bits(l))
         masks.append(full * np.ones_like(layer.weights) if layer.masks is None else layer.masks & full)
         if l == space.n_hidden:
@@ -293,14 +295,14 @@ def from_intmlp(mlp: IntMLP, space: SearchSpace) -> Genome:
         act = layer.activation
         if act.kind not in ("relu", "qrelu"):
             raise HwmlpError(f"hidden layer {l} has activation {act.kind!r}: the search needs ReLU or QReLU")
-        if act.kind == "qrelu" and act.width <= space.hidden_bits and act.lsb <= space.max_lsb:
+        if act.kind == "qrelu" and act.width <= space.hidden_bits and act.lsb <= space.max_lsb and not shift:
             lsb, width = act.lsb, act.width
-        else:
+        else:  # the top reachable bits, on the model's scale, then moved down to the genome's
             msb = max(1, max(r.sum_hi).bit_length()) - 1
             msb = min(msb, act.msb) if act.kind == "qrelu" else msb
-            lsb = min(space.max_lsb, max(act.lsb, msb - space.hidden_bits + 1))
-            width = max(1, min(space.hidden_bits, msb - lsb + 1))
-        bias_shift = lsb - act.lsb
+            lsb = min(space.max_lsb, max(0, max(act.lsb, msb - space.hidden_bits + 1) - shift))
+            width = max(1, min(space.hidden_bits, msb - shift - lsb + 1))
+        shift += lsb - act.lsb
         lsbs.append(np.full(space.topology[l + 1], lsb, dtype=np.int64))
         widths.append(width)
     genome = Genome(weights, masks, biases, lsbs, np.array(widths, dtype=np.int64),
