@@ -20,6 +20,7 @@ from rich.table import Table
 
 from . import __version__
 from .errors import HwmlpError
+from .flow import SIMULATORS
 
 err = Console(stderr=True)
 #: Reports go to stdout; when it is not a terminal (logs, CI) use a width that fits the table.
@@ -75,7 +76,7 @@ def _run_stages(args, stages: list[str]) -> None:
             stage_verify(run, getattr(args, "simulator", None), p)
     if "synth" in stages and (args.command == "synth" or run.flow_config()["synth"]["enabled"]):
         with _stage("synth", n) as p:
-            stage_synth(run, p)
+            stage_synth(run, p, getattr(args, "simulator", None))
     if "report" in stages:
         report = stage_report(run)
         print_summary(report, run.root)
@@ -95,7 +96,7 @@ def print_summary(report: dict, root: Path) -> None:
     table = Table(title=f"hwmlp: {report['flow']}")
     for col, justify in [("design", "left"), ("topology", "left"), ("float acc", "right"),
                          ("test acc", "right"), ("area cm²", "right"), ("power mW", "right"),
-                         ("delay ms", "right"), ("verified", "right"), ("battery", "left")]:
+                         ("delay ms", "right"), ("verified", "right"), ("netlist", "left"), ("battery", "left")]:
         table.add_column(col, justify=justify)
     for d in report["designs"]:
         ver = d.get("verification")
@@ -105,6 +106,7 @@ def print_summary(report: dict, root: Path) -> None:
             _fmt(d.get("area_cm2"), ".3f"), _fmt(d.get("power_mW"), ".2f"),
             _fmt(d["delay_ns"] / 1e6 if "delay_ns" in d else None, ".1f"),
             "-" if ver is None else (f"{ver['vectors']} ok" if ver["mismatches"] == 0 else f"{ver['mismatches']} FAIL"),
+            _netlist_status(d.get("netlist_verification")),
             ", ".join(d.get("batteries", [])) or ("none" if "batteries" in d else "-"),
         )
     out.print(table)
@@ -132,6 +134,16 @@ def print_front(front: dict, root: Path) -> None:
     out.print(f"front: {root / 'explore' / 'front.json'} (.csv, .png)")
 
 
+def _netlist_status(nv: dict | None) -> str:
+    """The summary's netlist column: gate-level simulation and formal equivalence."""
+    if nv is None:
+        return "-"
+    if nv["passed"]:
+        return "gates ok, equivalent"
+    gates = "gates ok" if nv["mismatches"] == 0 else f"gates {nv['mismatches']} FAIL"
+    return f"{gates}, {nv['equivalence']}"
+
+
 def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -155,15 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume_help = "continue the search from DIR/explore/checkpoint.json (same flow; generations may grow)"
     p = add("run", "run a whole flow: train, explore, emit, verify, synth, report", flow=True)
-    p.add_argument("--simulator", choices=("verilator", "icarus"), default=None, help="override verify.simulator")
+    p.add_argument("--simulator", choices=SIMULATORS, default=None, help="override verify.simulator")
     p.add_argument("--resume", action="store_true", help=resume_help)
     add("train", "load data, train the float model, derive the integer designs", flow=True)
     p = add("explore", "train, then search approximate designs for the accuracy/area front", flow=True)
     p.add_argument("--resume", action="store_true", help=resume_help)
     add("emit", "write each design's Verilog", flow=False)
     p = add("verify", "simulate each design's Verilog against its integer model (cocotb)", flow=False)
-    p.add_argument("--simulator", choices=("verilator", "icarus"), default=None, help="override verify.simulator")
-    add("synth", "map each design to EGFET cells (Yosys + ABC): area, power, delay", flow=False)
+    p.add_argument("--simulator", choices=SIMULATORS, default=None, help="override verify.simulator")
+    p = add("synth", "map each design to EGFET cells (Yosys + ABC), verify the netlist: area, power, delay",
+            flow=False)
+    p.add_argument("--simulator", choices=SIMULATORS, default=None,
+                   help="override verify.simulator for the gate-level simulation")
     add("report", "write report.json / report.csv and print the summary", flow=False)
     return parser
 
