@@ -18,7 +18,7 @@ factors at <= 1% and <= 5% test accuracy loss, and the issue's quality target
                    "at_1pct": {"area_reduction", "power_reduction"}, "at_5pct": {...},
                    "target": {"accuracy", "area_cm2", "met"}, "verified", "seconds"}]}
 
-Usage: ``python bench/pareto_quality.py [--json PATH] [--work DIR] [--datasets A,B] [--jobs N]``.
+Usage: ``python bench/pareto_quality.py [--json PATH] [--work DIR] [--datasets A,B] [--jobs N] [--reuse]``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ SHARED = REPO.parent / "shared" / "datasets"
 #: Per dataset: CSV file, dropped columns, hidden layer sizes, search settings (over
 #: :data:`COMMON_EXPLORE`), and the issue's target (test accuracy >=, area <= cm^2).
 #: Power-of-two weights where the search reaches smaller designs than with two CSD digits
-#: (Pendigits, RedWine: measured), and Cardio's own flow budget.
+#: (Pendigits: measured), and Cardio's own flow budget.
 CSD2, POW2 = {"set": "csd", "digits": 2}, {"set": "pow2", "digits": None}
 DATASETS = {
     "breast_cancer": dict(csv="breast-cancer-wisconsin.csv", drop=["X1"], hidden=[3],
@@ -54,7 +54,7 @@ DATASETS = {
                       explore=dict(weights=POW2, population=200, generations=3000, max_designs=6),
                       target=(0.90, 7.0)),
     "redwine": dict(csv="wine-red.csv", drop=[], hidden=[3],
-                    explore=dict(weights=POW2, population=100, generations=500), target=(0.52, 0.04)),
+                    explore=dict(weights=CSD2, population=100, generations=500), target=(0.52, 0.04)),
     "whitewine": dict(csv="wine-white.csv", drop=[], hidden=[2],
                       explore=dict(weights=CSD2, population=100, generations=600), target=(0.515, 0.15)),
 }
@@ -82,8 +82,9 @@ def flow_config(name: str) -> dict:
 
 def best_reduction(baseline: dict, front: list[dict], loss: float) -> dict:
     """Largest baseline/design area and power ratios over front designs whose test accuracy
-    is at most ``loss`` below the baseline's (None when no design qualifies)."""
-    ok = [f for f in front if f["accuracy"] >= baseline["accuracy"] - loss - 1e-12]
+    is at most ``loss`` below the baseline's (None when no design qualifies). A design
+    without gates (a constant classifier) has no finite ratio and is left out."""
+    ok = [f for f in front if f["accuracy"] >= baseline["accuracy"] - loss - 1e-12 and f["area_cm2"] > 0]
     if not ok:
         return {"area_reduction": None, "power_reduction": None}
     return {
@@ -92,16 +93,21 @@ def best_reduction(baseline: dict, front: list[dict], loss: float) -> dict:
     }
 
 
-def run_dataset(name: str, work: Path) -> dict:
-    """``hwmlp run`` for one dataset; its baseline, front and reduction factors."""
+def run_dataset(name: str, work: Path, reuse: bool = False) -> dict:
+    """``hwmlp run`` for one dataset; its baseline, front and reduction factors.
+
+    ``reuse``: when ``work/name`` holds a finished run of the same flow (every emitted
+    design synthesized), read its figures instead of running again."""
     start = time.perf_counter()
     out = work / name
     out.mkdir(parents=True, exist_ok=True)
-    flow_path = out / "flow.yaml"
-    write_text_atomic(flow_path, yaml.safe_dump(flow_config(name), sort_keys=False))
-    code = hwmlp_main(["run", str(flow_path), "--out", str(out / "run")])
-    if code != 0:
-        raise SystemExit(f"hwmlp run failed on {name} (exit {code})")
+    flow_path, flow_text = out / "flow.yaml", yaml.safe_dump(flow_config(name), sort_keys=False)
+    reused = reuse and _finished(out, flow_text)
+    if not reused:
+        write_text_atomic(flow_path, flow_text)
+        code = hwmlp_main(["run", str(flow_path), "--out", str(out / "run")])
+        if code != 0:
+            raise SystemExit(f"hwmlp run failed on {name} (exit {code})")
     front = read_json(out / "run" / "explore" / "front.json", "front record")
     report = read_json(out / "run" / "report.json", "report")
     verified = {d["name"]: _verified(d) for d in report["designs"]}
@@ -125,8 +131,17 @@ def run_dataset(name: str, work: Path) -> dict:
         "verified": all(verified.values()) and len(verified) == len(designs) + 1,
         "generations": front["generations"],
         "evaluations": front["evaluations"],
+        "reused": reused,
         "seconds": time.perf_counter() - start,
     }
+
+
+def _finished(out: Path, flow_text: str) -> bool:
+    """``out`` holds a run of exactly this flow whose emitted designs were all synthesized."""
+    front = out / "run" / "explore" / "front.json"
+    if not (out / "flow.yaml").is_file() or (out / "flow.yaml").read_text() != flow_text or not front.is_file():
+        return False
+    return all(d["area_cm2"] is not None for d in read_json(front, "front record")["designs"] if d["emitted"])
 
 
 def _verified(design: dict) -> bool:
@@ -142,8 +157,9 @@ def _factor(x) -> str:
 
 def print_dataset(r: dict) -> None:
     b = r["baseline"]
+    took = "reused" if r["reused"] else f"{r['seconds']:.0f} s"
     print(f"\n{r['name']} {'-'.join(map(str, r['topology']))}: {r['generations']} generations, "
-          f"{r['evaluations']} evaluations, {r['seconds']:.0f} s, verified: {'yes' if r['verified'] else 'NO'}")
+          f"{r['evaluations']} evaluations, {took}, verified: {'yes' if r['verified'] else 'NO'}")
     print(f"  {'design':<10} {'test acc':>8} {'area cm2':>9} {'power mW':>9}  pareto")
     print(f"  {'baseline':<10} {b['accuracy']:>8.4f} {b['area_cm2']:>9.4f} {b['power_mW']:>9.3f}")
     for f in r["front"]:
@@ -163,13 +179,15 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=REPO / "build" / "pareto_quality", help="build folder")
     ap.add_argument("--datasets", help=f"comma-separated subset of {', '.join(DATASETS)}")
     ap.add_argument("--jobs", type=int, default=1, help="datasets run in parallel processes")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse a dataset's finished run in the work folder when its flow is unchanged")
     args = ap.parse_args(argv)
     names = args.datasets.split(",") if args.datasets else list(DATASETS)
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         ap.error(f"unknown dataset(s) {unknown}; available: {', '.join(DATASETS)}")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        rows = list(pool.map(run_dataset, names, [args.work] * len(names)))
+        rows = list(pool.map(run_dataset, names, [args.work] * len(names), [args.reuse] * len(names)))
     for r in rows:
         print_dataset(r)
     if args.json:
