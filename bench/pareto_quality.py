@@ -51,7 +51,7 @@ DATASETS = {
                    explore=dict(weights=CSD2, population=100, generations=800, max_accuracy_loss=0.02),
                    target=(0.87, 0.85)),
     "pendigits": dict(csv="pendigits.csv", drop=[], hidden=[8],
-                      explore=dict(weights=POW2, population=200, generations=3000, max_designs=6),
+                      explore=dict(weights=POW2, population=200, generations=4000, max_designs=8),
                       target=(0.90, 7.0)),
     "redwine": dict(csv="wine-red.csv", drop=[], hidden=[3],
                     explore=dict(weights=CSD2, population=100, generations=500), target=(0.52, 0.04)),
@@ -97,15 +97,18 @@ def run_dataset(name: str, work: Path, reuse: bool = False) -> dict:
     """``hwmlp run`` for one dataset; its baseline, front and reduction factors.
 
     ``reuse``: when ``work/name`` holds a finished run of the same flow (every emitted
-    design synthesized), read its figures instead of running again."""
+    design synthesized), read its figures instead of running again; when it holds a
+    search checkpoint of a flow that differs at most in ``generations`` and
+    ``max_designs``, continue that search (``hwmlp run --resume``)."""
     start = time.perf_counter()
     out = work / name
     out.mkdir(parents=True, exist_ok=True)
     flow_path, flow_text = out / "flow.yaml", yaml.safe_dump(flow_config(name), sort_keys=False)
     reused = reuse and _finished(out, flow_text)
     if not reused:
+        resume = reuse and (out / "run" / "explore" / "checkpoint.json").is_file()
         write_text_atomic(flow_path, flow_text)
-        code = hwmlp_main(["run", str(flow_path), "--out", str(out / "run")])
+        code = hwmlp_main(["run", str(flow_path), "--out", str(out / "run"), *(["--resume"] if resume else [])])
         if code != 0:
             raise SystemExit(f"hwmlp run failed on {name} (exit {code})")
     front = read_json(out / "run" / "explore" / "front.json", "front record")
@@ -180,7 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--datasets", help=f"comma-separated subset of {', '.join(DATASETS)}")
     ap.add_argument("--jobs", type=int, default=1, help="datasets run in parallel processes")
     ap.add_argument("--reuse", action="store_true",
-                    help="reuse a dataset's finished run in the work folder when its flow is unchanged")
+                    help="reuse a dataset's finished run in the work folder when its flow is unchanged, "
+                         "or continue its search checkpoint when only generations/max_designs grew")
     args = ap.parse_args(argv)
     names = args.datasets.split(",") if args.datasets else list(DATASETS)
     unknown = [n for n in names if n not in DATASETS]

@@ -215,6 +215,11 @@ def test_resume_needs_a_checkpoint_of_the_same_flow(trained, run, tmp_path, caps
     code, err = run_cli(["explore", longer, "--out", run.root, "--resume"], capsys)  # a search may be extended
     assert code == 0, err
     assert json.loads(run.path(FRONT_JSON).read_text())["generations"] == 6
+    fewer = write_flow(tmp_path, FLOW.replace("generations: 4", "generations: 6").replace("max_designs: 2", "max_designs: 1"))
+    code, err = run_cli(["explore", fewer, "--out", run.root, "--resume"], capsys)  # emitted designs chosen afresh
+    assert code == 0, err
+    front = json.loads(run.path(FRONT_JSON).read_text())
+    assert sum(d["emitted"] and not d["baseline"] for d in front["designs"]) == 1
 
 
 def test_unknown_explore_key_through_the_cli(tmp_path, capsys):
