@@ -163,7 +163,7 @@ def stage_emit(run: RunDir, progress=None) -> None:
 def stage_verify(run: RunDir, simulator: str | None = None, progress=None) -> None:
     """Simulate each design's Verilog on its verification vectors against the IntMLP."""
     from .rtl import top_name
-    from .verify import verification_vectors, verify
+    from .verify import verify
 
     cfg = run.flow_config()
     sim = simulator or cfg["verify"]["simulator"]
@@ -171,7 +171,7 @@ def stage_verify(run: RunDir, simulator: str | None = None, progress=None) -> No
     for name in run.design_names():
         mlp = run.model(name)
         vlog = _require_verilog(run, name)
-        X = verification_vectors(mlp, split.X_test, cfg["verify"]["random_vectors"], cfg["seed"])
+        X = _verification_vectors(cfg, split, mlp)
         result = verify(mlp, vlog, top_name(mlp), X, run.design_dir(name) / "sim", simulator=sim)
         write_json_atomic(run.design_dir(name) / "verification.json", result.to_dict())
         if result.mismatches:
@@ -192,7 +192,7 @@ def stage_synth(run: RunDir, progress=None, simulator: str | None = None) -> Non
     ``netlist_verification.json``. Raises :class:`HwmlpError` when a netlist fails either."""
     from .rtl import top_name
     from .synth import synthesize
-    from .verify import verification_vectors, verify_netlist
+    from .verify import verify_netlist
 
     cfg = run.flow_config()
     sim = simulator or cfg["verify"]["simulator"]
@@ -206,7 +206,7 @@ def stage_synth(run: RunDir, progress=None, simulator: str | None = None) -> Non
             vectors=split.X_test, evaluation_rate_hz=cfg["synth"]["evaluation_rate_hz"],
         )
         write_json_atomic(ddir / "synth.json", result.to_dict())
-        X = verification_vectors(mlp, split.X_test, cfg["verify"]["random_vectors"], cfg["seed"])
+        X = _verification_vectors(cfg, split, mlp)
         check = verify_netlist(mlp, vlog, result, X, ddir / "synth", simulator=sim)
         write_json_atomic(ddir / "netlist_verification.json", check.to_dict())
         if not check.passed:
@@ -216,6 +216,13 @@ def stage_synth(run: RunDir, progress=None, simulator: str | None = None) -> Non
             )
         if progress:
             progress(name)
+
+
+def _verification_vectors(cfg: dict, split: QuantizedSplit, mlp: IntMLP) -> np.ndarray:
+    """The input vectors both the RTL and the netlist of ``mlp`` are checked on."""
+    from .verify import verification_vectors
+
+    return verification_vectors(mlp, split.X_test, cfg["verify"]["random_vectors"], cfg["seed"])
 
 
 def _require_verilog(run: RunDir, name: str) -> Path:

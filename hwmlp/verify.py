@@ -30,12 +30,12 @@ from cocotb_tools.runner import get_runner
 
 from .equiv import EquivalenceResult, prove_equivalent
 from .errors import HwmlpError, ToolMissingError
+from .flow import SIMULATORS
 from .intmlp import IntMLP
 from .io import write_bytes_atomic, write_json_atomic
 from .sim import tb_mlp
 from .synth import SynthResult
 
-SIMULATORS = ("verilator", "icarus")
 
 #: Inputs with at most this many bits in total are verified exhaustively.
 EXHAUSTIVE_INPUT_BITS = 16
