@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from hwmlp.flow import SIMULATOR_SETTINGS  # noqa: E402
 from hwmlp.io import write_json_atomic  # noqa: E402
 from hwmlp.reference import load_published  # noqa: E402
 from hwmlp.rtl import STRUCTURES, choose_structure, to_verilog, top_name  # noqa: E402
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", type=Path, default=DEFAULT_JSON, help="published model file")
     ap.add_argument("--work", type=Path, default=REPO / "build" / "published_exact", help="build folder")
     ap.add_argument("--models", help="comma-separated subset of model names")
-    ap.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
+    ap.add_argument("--simulator", choices=SIMULATOR_SETTINGS, default="auto")
     ap.add_argument("--structure", choices=(*STRUCTURES, "best"), default="bitheap",
                     help="RTL structure (best: synthesize the bit-heap ones, keep the smallest)")
     args = ap.parse_args(argv)

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from . import __version__
 from .errors import HwmlpError
-from .flow import SIMULATORS
+from .flow import SIMULATOR_SETTINGS
 
 err = Console(stderr=True)
 #: Reports go to stdout; when it is not a terminal (logs, CI) use a width that fits the table.
@@ -168,17 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume_help = "continue the search from DIR/explore/checkpoint.json (same flow; generations may grow)"
     p = add("run", "run a whole flow: train, explore, emit, verify, synth, report", flow=True)
-    p.add_argument("--simulator", choices=SIMULATORS, default=None, help="override verify.simulator")
+    p.add_argument("--simulator", choices=SIMULATOR_SETTINGS, default=None, help="override verify.simulator")
     p.add_argument("--resume", action="store_true", help=resume_help)
     add("train", "load data, train the float model, derive the integer designs", flow=True)
     p = add("explore", "train, then search approximate designs for the accuracy/area front", flow=True)
     p.add_argument("--resume", action="store_true", help=resume_help)
     add("emit", "write each design's Verilog", flow=False)
     p = add("verify", "simulate each design's Verilog against its integer model (cocotb)", flow=False)
-    p.add_argument("--simulator", choices=SIMULATORS, default=None, help="override verify.simulator")
+    p.add_argument("--simulator", choices=SIMULATOR_SETTINGS, default=None, help="override verify.simulator")
     p = add("synth", "map each design to EGFET cells (Yosys + ABC), verify the netlist: area, power, delay",
             flow=False)
-    p.add_argument("--simulator", choices=SIMULATORS, default=None,
+    p.add_argument("--simulator", choices=SIMULATOR_SETTINGS, default=None,
                    help="override verify.simulator for the gate-level simulation")
     add("report", "write report.json / report.csv and print the summary", flow=False)
     return parser

@@ -84,8 +84,9 @@ def prepare_resume(flow: Flow, run) -> None:
     """Check that ``run`` holds a search checkpoint written for ``flow`` and record ``flow``.
 
     Every setting must equal the one the run was started with except
-    ``explore.generations`` (a search may be extended) and ``explore.max_designs`` (which
-    front designs are emitted, chosen after the search); raises :class:`HwmlpError`
+    ``explore.generations`` (a search may be extended), ``explore.max_designs`` (which
+    front designs are emitted, chosen after the search) and the ``verify`` and ``synth``
+    sections (applied to the designs after the search); raises :class:`HwmlpError`
     otherwise, or when there is no checkpoint.
     """
     checkpoint = run.path(CHECKPOINT)
@@ -94,6 +95,7 @@ def prepare_resume(flow: Flow, run) -> None:
     saved, given = run.flow_config(), json.loads(json.dumps(flow.config))
     for config in (saved, given):
         config["explore"] = {**config["explore"], "generations": None, "max_designs": None}
+        config["verify"] = config["synth"] = None
     key = _first_difference(saved, given, "")
     if key is not None:
         raise HwmlpError(

@@ -21,7 +21,10 @@ from .errors import HwmlpError
 from .quantize import SCHEMES, check_weight_bits
 from .search.nsga import OBJECTIVES
 
+#: Simulators hwmlp verifies with; ``verify.simulator`` may also be ``"auto"``
+#: (chosen per design, see :func:`hwmlp.verify.choose_simulator`).
 SIMULATORS = ("verilator", "icarus")
+SIMULATOR_SETTINGS = ("auto", *SIMULATORS)
 #: Weight sets of ``explore.weights.set`` (see :func:`hwmlp.explore.weight_set`).
 WEIGHT_SETS = ("pow2", "csd", "fixed")
 #: Names of the designs the search emits: ``front_00``, ``front_01``, ...
@@ -67,7 +70,7 @@ DEFAULTS: dict = {
         "backend": "numpy",
         "device": "cpu",
     },
-    "verify": {"simulator": "verilator", "random_vectors": 1000},
+    "verify": {"simulator": "auto", "random_vectors": 1000},
     "synth": {"enabled": True, "evaluation_rate_hz": None},
 }
 
@@ -208,8 +211,8 @@ def _validate(c: dict) -> None:
         check_weight_bits(des["weight_bits"])
     _validate_explore(c["explore"], designs)
     v = c["verify"]
-    if v["simulator"] not in SIMULATORS:
-        raise HwmlpError(f"verify.simulator must be one of {', '.join(SIMULATORS)}, got {v['simulator']!r}")
+    if v["simulator"] not in SIMULATOR_SETTINGS:
+        raise HwmlpError(f"verify.simulator must be one of {', '.join(SIMULATOR_SETTINGS)}, got {v['simulator']!r}")
     if _expect(v["random_vectors"], int, "verify.random_vectors") < 0:
         raise HwmlpError("verify.random_vectors must be >= 0")
     s = c["synth"]

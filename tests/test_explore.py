@@ -220,6 +220,11 @@ def test_resume_needs_a_checkpoint_of_the_same_flow(trained, run, tmp_path, caps
     assert code == 0, err
     front = json.loads(run.path(FRONT_JSON).read_text())
     assert sum(d["emitted"] and not d["baseline"] for d in front["designs"]) == 1
+    checked = write_flow(tmp_path, FLOW.replace("generations: 4", "generations: 6").replace("max_designs: 2", "max_designs: 1")
+                         + "verify: {simulator: icarus}\nsynth: {enabled: false}\n")
+    code, err = run_cli(["explore", checked, "--out", run.root, "--resume"], capsys)  # post-search settings may change
+    assert code == 0, err
+    assert run.flow_config()["verify"]["simulator"] == "icarus" and run.flow_config()["synth"]["enabled"] is False
 
 
 def test_unknown_explore_key_through_the_cli(tmp_path, capsys):

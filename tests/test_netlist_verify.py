@@ -290,7 +290,7 @@ def test_reference_iris_netlists_are_verified(design, tmp_path):
     rtl = d / f"{top_name(mlp)}.v"
     syn = synthesize(rtl, top_name(mlp), tmp_path / "synth")
 
-    check = verify_netlist(mlp, rtl, syn, verification_vectors(mlp), tmp_path)
+    check = verify_netlist(mlp, rtl, syn, verification_vectors(mlp), tmp_path, "verilator")
 
     assert check.gate_level.vectors == 65536
     assert check.passed, check.failure()

