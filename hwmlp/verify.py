@@ -115,20 +115,24 @@ def verification_vectors(
 def choose_simulator(simulator: str, mlp: IntMLP, n_vectors: int) -> str:
     """The simulator that checks ``mlp``'s circuit on ``n_vectors`` vectors.
 
-    ``"verilator"`` and ``"icarus"`` are returned as given. ``"auto"`` prefers Icarus
+    ``"verilator"`` and ``"icarus"`` are returned as given when installed. ``"auto"`` prefers Icarus
     while :func:`icarus_is_faster` says so and Verilator otherwise, and takes the other
     one when the preferred one is not installed; raises :class:`ToolMissingError` naming
-    both fixes when neither is.
+    both fixes when neither is (and, for a named simulator, its fix when it is missing).
     """
+    return _choose_tool(simulator, mlp, n_vectors).simulator
+
+
+def _choose_tool(simulator: str, mlp: IntMLP, n_vectors: int) -> _Tool:
+    """The installed simulator :func:`choose_simulator` names (:func:`_find_tool`'s errors)."""
     if simulator != "auto":
-        return simulator
+        return _find_tool(simulator)
     gates = modelled_gates(mlp)
     ranked = ["icarus", "verilator"] if icarus_is_faster(gates, n_vectors) else ["verilator", "icarus"]
     problems = []
     for candidate in ranked:
         try:
-            _find_tool(candidate)
-            return candidate
+            return _find_tool(candidate)
         except ToolMissingError as e:
             problems.append(str(e))
     raise ToolMissingError("no simulator installed: " + "; ".join(problems))
@@ -177,8 +181,9 @@ def verify(
 
     ``simulator``: ``"verilator"``, ``"icarus"`` or ``"auto"`` (:func:`choose_simulator`;
     the result names the one used). Mismatches are reported in the result, not raised.
-    Raises :class:`ToolMissingError` when the simulator is not installed, and :class:`HwmlpError` naming the log file
-    when the circuit does not build or the simulation produces no result.
+    Raises :class:`ToolMissingError` when the simulator is not installed, and
+    :class:`HwmlpError` naming the log file when the circuit does not build or the
+    simulation produces no result.
 
     Everything is written under ``workdir`` (one verification at a time per workdir):
     ``<simulator>/build/`` holds the Verilog files concatenated (``design.v``), the simulator's
@@ -203,12 +208,11 @@ def verify(
             raise HwmlpError(f"cannot read Verilog file {path}: {e.strerror}") from None
     design = b"\n".join(parts)
 
-    tool = _find_tool(choose_simulator(simulator, mlp, len(X)))
-    simulator = tool.simulator
-    build_dir = Path(workdir).resolve() / simulator / "build"
+    tool = _choose_tool(simulator, mlp, len(X))
+    build_dir = Path(workdir).resolve() / tool.simulator / "build"
     run_dir = build_dir.parent / "run"
 
-    runner = get_runner(simulator)
+    runner = get_runner(tool.simulator)
     _build(runner, tool, design, top, build_dir)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -235,10 +239,10 @@ def verify(
         result = json.loads(result_path.read_text())
     except (OSError, json.JSONDecodeError):
         raise HwmlpError(
-            f"simulating {top} with {simulator} produced no result: see {sim_log}"
+            f"simulating {top} with {tool.simulator} produced no result: see {sim_log}"
         ) from None
     return VerificationResult(
-        simulator, result["vectors"], result["mismatches"], result["first_mismatches"]
+        tool.simulator, result["vectors"], result["mismatches"], result["first_mismatches"]
     )
 
 
